@@ -1,0 +1,293 @@
+"""The ``varreason`` command: one subcommand per pipeline stage (the Snakemake rules call these).
+
+Every path defaults to its place in the DAG (varreason/paths.py), so ``varreason prepare`` in the
+repo root does what the ``prepare`` rule does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from varreason import paths as P
+from varreason.io import InputError
+from varreason.params import ParamsError, load_params
+
+
+def _cmd(sub, command: str, summary: str, /, **args) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        command, help=summary, description=summary, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    for flag, spec in args.items():
+        kw = dict(spec) if isinstance(spec, dict) else {"default": spec}
+        p.add_argument("--" + flag.replace("_", "-"), **kw)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="varreason",
+        description="Variational reasoning pipeline stages. Run the whole DAG with `snakemake --cores 2` "
+        "(or `make run`); these subcommands run one stage each.",
+    )
+    ap.add_argument("--params", default="params.yaml", help="params file (validated before any work)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: params runtime.threads)")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="STAGE")
+    _cmd(sub, "validate-params", "check the params file against the schema and exit")
+    _cmd(sub, "prepare", "write the train/test splits", train_out=P.PREPARED_TRAIN, test_out=P.PREPARED_TEST)
+    _cmd(sub, "train-initial", "train pi_0 by SFT on the original data", train=P.PREPARED_TRAIN, out=P.INITIAL_MODEL)
+    _cmd(
+        sub,
+        "train-posterior",
+        "train the posterior q(z|x,y') on hinted prompts",
+        train=P.PREPARED_TRAIN,
+        initial=P.INITIAL_MODEL,
+        out=P.POSTERIOR_MODEL,
+    )
+    shard = {"type": int, "default": 0}
+    _cmd(
+        sub,
+        "sample-posterior",
+        "sample K traces per question of one shard from q",
+        train=P.PREPARED_TRAIN,
+        posterior=P.POSTERIOR_MODEL,
+        shard=shard,
+        out={"default": None},
+    )
+    _cmd(
+        sub,
+        "sample-initial",
+        "sample K verified completions per question of one shard from pi_0 (RFT)",
+        train=P.PREPARED_TRAIN,
+        initial=P.INITIAL_MODEL,
+        shard=shard,
+        out={"default": None},
+    )
+    _cmd(
+        sub,
+        "score",
+        "per-token log-probs of traces under pi_0 and q, and of the answer under pi_0",
+        traces={"default": None},
+        initial=P.INITIAL_MODEL,
+        posterior=P.POSTERIOR_MODEL,
+        shard=shard,
+        out={"default": None},
+    )
+    _cmd(
+        sub,
+        "rollout",
+        "sample M answers per trace from pi_0 and verify them (Acc estimator)",
+        traces={"default": None},
+        initial=P.INITIAL_MODEL,
+        shard=shard,
+        out={"default": None},
+    )
+    _cmd(
+        sub,
+        "weights",
+        "importance weights, ESS and IWAE bound for one estimator",
+        estimator={"choices": P.ESTIMATORS, "required": True},
+        scored={"nargs": "+", "required": True},
+        rollouts={"nargs": "*", "default": []},
+        out={"default": None},
+        metrics={"default": None},
+    )
+    _cmd(
+        sub,
+        "build-final",
+        "select traces by weight and write the final training set",
+        estimator={"choices": P.ESTIMATORS, "required": True},
+        weights={"default": None},
+        train=P.PREPARED_TRAIN,
+        initial=P.INITIAL_MODEL,
+        out={"default": None},
+        metrics={"default": None},
+    )
+    _cmd(
+        sub,
+        "train-final",
+        "weighted SFT of pi_0 on the final training set",
+        estimator={"choices": P.ESTIMATORS, "required": True},
+        final_set={"default": None},
+        initial=P.INITIAL_MODEL,
+        out={"default": None},
+    )
+    _cmd(
+        sub,
+        "baselines",
+        "build a baseline's set (sft: original data; rft: pi_0's correct samples) and train it",
+        kind={"choices": P.BASELINES, "required": True},
+        train=P.PREPARED_TRAIN,
+        samples={"nargs": "*", "default": None},
+        initial=P.INITIAL_MODEL,
+        set_out={"default": None},
+        set_metrics={"default": None},
+        out={"default": None},
+    )
+    _cmd(
+        sub,
+        "evaluate",
+        "greedy accuracy, avg@n and pass@k of one model on the test split",
+        name={"required": True, "help": "model name, e.g. initial, sft, rft, vr-gml, vr-acc"},
+        model={"default": None},
+        test=P.PREPARED_TEST,
+        out={"default": None},
+        metrics={"default": None},
+    )
+    _cmd(
+        sub,
+        "report",
+        "collect every model's metrics into one table (printed, and written)",
+        summary=P.SUMMARY,
+        page=P.REPORT_PAGE,
+    )
+    return ap
+
+
+def run(args: argparse.Namespace, params: dict) -> None:  # noqa: C901 - a flat dispatch table
+    c = args.command
+    k = params["sampling"]["shards"]
+    if c == "prepare":
+        from varreason.stages.prepare import prepare
+
+        n_train, n_test = prepare(params, args.train_out, args.test_out)
+        print(f"prepared {n_train} train / {n_test} test questions")
+    elif c == "train-initial":
+        from varreason.stages.train import train_initial
+
+        train_initial(params, args.train, args.out)
+    elif c == "train-posterior":
+        from varreason.stages.train import train_posterior
+
+        train_posterior(params, args.train, args.initial, args.out)
+    elif c == "sample-posterior":
+        from varreason.stages.sample import sample_posterior
+
+        sample_posterior(
+            params, args.train, args.posterior, args.shard, args.out or P.POSTERIOR_TRACES.format(shard=args.shard)
+        )
+    elif c == "sample-initial":
+        from varreason.stages.sample import sample_initial
+
+        sample_initial(
+            params, args.train, args.initial, args.shard, args.out or P.INITIAL_SAMPLES.format(shard=args.shard)
+        )
+    elif c == "score":
+        from varreason.stages.score import score
+
+        score(
+            params,
+            args.traces or P.POSTERIOR_TRACES.format(shard=args.shard),
+            args.initial,
+            args.posterior,
+            args.out or P.SCORED_TRACES.format(shard=args.shard),
+        )
+    elif c == "rollout":
+        from varreason.stages.score import rollout
+
+        rollout(
+            params,
+            args.traces or P.POSTERIOR_TRACES.format(shard=args.shard),
+            args.initial,
+            args.shard,
+            args.out or P.ROLLOUTS.format(shard=args.shard),
+        )
+    elif c == "weights":
+        from varreason.stages.weights import weights
+
+        e = args.estimator
+        weights(
+            params,
+            e,
+            args.scored,
+            args.out or P.WEIGHTED_TRACES.format(estimator=e),
+            args.metrics or P.WEIGHT_METRICS.format(estimator=e),
+            args.rollouts,
+        )
+    elif c == "build-final":
+        from varreason.stages.build import build_final
+
+        e = args.estimator
+        build_final(
+            params,
+            args.weights or P.WEIGHTED_TRACES.format(estimator=e),
+            args.train,
+            args.initial,
+            args.out or P.FINAL_SET.format(estimator=e),
+            args.metrics or P.FINAL_SET_METRICS.format(estimator=e),
+        )
+    elif c == "train-final":
+        from varreason.stages.train import train_final
+
+        e = args.estimator
+        train_final(
+            params,
+            args.final_set or P.FINAL_SET.format(estimator=e),
+            args.initial,
+            args.out or P.FINAL_MODEL.format(estimator=e),
+        )
+    elif c == "baselines":
+        from varreason.stages.build import build_baseline
+        from varreason.stages.train import train_final
+
+        b = args.kind
+        set_out = args.set_out or P.BASELINE_SET.format(baseline=b)
+        build_baseline(
+            params,
+            b,
+            args.train,
+            args.samples or P.shards(P.INITIAL_SAMPLES, k),
+            args.initial,
+            set_out,
+            args.set_metrics or P.BASELINE_SET_METRICS.format(baseline=b),
+        )
+        train_final(params, set_out, args.initial, args.out or P.BASELINE_MODEL.format(baseline=b))
+    elif c == "evaluate":
+        from varreason.stages.evaluate import evaluate
+
+        n = args.name
+        if args.model is None and n not in P.EVAL_MODELS:
+            raise InputError(f"--name {n!r}: unknown model; pass --model DIR or one of {list(P.EVAL_MODELS)}")
+        evaluate(
+            params,
+            args.model or P.EVAL_MODELS[n],
+            args.test,
+            n,
+            args.out or P.EVAL_SAMPLES.format(model=n),
+            args.metrics or P.EVAL_METRICS.format(model=n),
+        )
+    elif c == "report":
+        from varreason.stages.report import report
+
+        page = report(
+            {n: P.EVAL_METRICS.format(model=n) for n in P.EVAL_MODELS},
+            {e: P.WEIGHT_METRICS.format(estimator=e) for e in P.ESTIMATORS},
+            {
+                **{f"vr-{e}": P.FINAL_SET_METRICS.format(estimator=e) for e in P.ESTIMATORS},
+                **{b: P.BASELINE_SET_METRICS.format(baseline=b) for b in P.BASELINES},
+            },
+            args.summary,
+            args.page,
+        )
+        print(page)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        params = load_params(args.params)
+        if args.command == "validate-params":
+            print(f"{args.params}: ok")
+            return 0
+        import torch
+
+        torch.set_num_threads(args.threads or params["runtime"]["threads"])
+        run(args, params)
+    except (ParamsError, InputError, FileNotFoundError) as e:
+        print(f"varreason {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

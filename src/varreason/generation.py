@@ -1,0 +1,87 @@
+"""Batched sampling through transformers' ``generate`` (KV cache, left padding).
+
+Each returned sample carries the sampled token ids up to and including the first stop token, the
+raw (untempered) log-prob of each sampled token under the sampling model, and a finish reason.
+Determinism: batch b of a call draws from ``torch.manual_seed(seed + b)``, so the same prompts,
+params and seed give the same samples on CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+from transformers import GenerationConfig
+
+from varreason.logprobs import pad_batch, token_logps
+
+
+@dataclass
+class Sample:
+    prompt_index: int
+    sample_index: int
+    seed: int
+    token_ids: list[int]
+    logps: list[float]
+    finish_reason: str  # "stop" (a stop token was sampled) or "length"
+
+
+@torch.no_grad()
+def sample(
+    model,
+    prompts: Sequence[Sequence[int]],
+    *,
+    pad_id: int,
+    stop_ids: Sequence[int],
+    num_samples: int,
+    max_new_tokens: int,
+    temperature: float,
+    seed: int,
+    batch_size: int = 256,
+    desc: str = "sampling",
+) -> list[Sample]:
+    """``num_samples`` completions per prompt; temperature 0 means greedy."""
+    greedy = temperature <= 0
+    config = GenerationConfig(
+        do_sample=not greedy,
+        temperature=None if greedy else temperature,
+        top_k=None,
+        top_p=None,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=list(stop_ids),
+        pad_token_id=pad_id,
+        return_dict_in_generate=True,
+        output_logits=True,
+        num_return_sequences=num_samples,
+    )
+    prompts_per_batch = max(1, batch_size // num_samples)
+    out: list[Sample] = []
+    stop = set(stop_ids)
+    batches = range(0, len(prompts), prompts_per_batch)
+    for b, s in enumerate(tqdm(batches, desc=desc, unit="batch", mininterval=2.0)):
+        chunk = prompts[s : s + prompts_per_batch]
+        ids, mask = pad_batch(chunk, pad_id, "left")
+        torch.manual_seed(seed + b)
+        gen = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+        new = gen.sequences[:, ids.shape[1] :]
+        if new.shape[1] == 0:
+            logps = torch.zeros(new.shape)
+        else:
+            logits = torch.stack(gen.logits, dim=1)  # (rows, new_len, vocab), raw
+            logps = token_logps(logits, new)
+        for r in range(new.shape[0]):
+            row = new[r].tolist()
+            end = next((t + 1 for t, tok in enumerate(row) if tok in stop), None)
+            out.append(
+                Sample(
+                    prompt_index=s + r // num_samples,
+                    sample_index=r % num_samples,
+                    seed=seed + b,
+                    token_ids=row[:end] if end else row,
+                    logps=logps[r, : end if end else len(row)].tolist(),
+                    finish_reason="stop" if end else "length",
+                )
+            )
+    return out

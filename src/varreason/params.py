@@ -1,0 +1,57 @@
+"""Load params.yaml and validate it against the JSON schema before any work starts."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+
+class ParamsError(ValueError):
+    """A params file that does not match the schema; the message names the file and the key."""
+
+
+@cache
+def schema() -> dict:
+    return yaml.safe_load(resources.files("varreason").joinpath("schemas/params.schema.yaml").read_text())
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
+def validate_params(params: dict, source: str = "params") -> dict:
+    """Raise ParamsError listing every problem, each with its dotted key; return params unchanged."""
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for e in errors:
+            msg = e.message
+            if e.validator in ("additionalProperties", "unevaluatedProperties"):
+                msg = f"unknown key(s): {msg}"
+            lines.append(f"  {_key_path(e)}: {msg}")
+        raise ParamsError(f"{source}: invalid parameters\n" + "\n".join(lines))
+    t = params["task"]
+    if t["min_ops"] > t["max_ops"]:
+        raise ParamsError(f"{source}: task.min_ops ({t['min_ops']}) > task.max_ops ({t['max_ops']})")
+    too_big = [k for k in params["evaluate"]["pass_k"] if k > params["evaluate"]["n_samples"]]
+    if too_big:
+        raise ParamsError(f"{source}: evaluate.pass_k {too_big} exceeds evaluate.n_samples")
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(params, dict):
+        raise ParamsError(f"{path}: expected a mapping of parameters at the top level")
+    return validate_params(params, str(path))

@@ -1,0 +1,140 @@
+"""Stages ``build_final`` (VR's training set) and the data half of ``baselines`` (SFT, RFT).
+
+A final set has one row per training example: the reasoner prompt, the completion as token ids
+(sampled trace ids + answer + EOS; never re-tokenised text), and a weight for the weighted SFT loss.
+Selection modes: ``argmax`` (per question the trace of largest weight; questions whose weights are
+all zero are dropped), ``threshold`` (argmax, kept only if its weight rho exceeds
+``select.threshold``), ``soft`` (every trace, weighted by its normalised weight rho~: the IWAE
+gradient). With ``select.mix_original`` the original data is added with weight 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from varreason.io import read_parquet, read_shards, write_json, write_parquet
+from varreason.modeling import load_model
+from varreason.task import templates_from_params, trace_check
+
+WEIGHTED_COLUMNS = ["question_id", "question", "trace", "trace_token_ids", "answer_token_ids", "log_weight", "weight"]
+
+
+def select_traces(df: pd.DataFrame, mode: str, threshold: float) -> pd.DataFrame:
+    """Rows of the weights table that enter the final set, with their training weight."""
+    live = df[np.isfinite(df["log_weight"])]
+    if mode == "soft":
+        return live[live["weight"] > 0].assign(train_weight=live["weight"])
+    best = live.loc[live.groupby("question_id", sort=False)["log_weight"].idxmax()]
+    if mode == "threshold":
+        best = best[np.exp(best["log_weight"]) > threshold]
+    elif mode != "argmax":
+        raise ValueError(f"select.mode must be argmax, threshold or soft, got {mode!r}")
+    return best.assign(train_weight=1.0)
+
+
+def _original_rows(train: pd.DataFrame, tokenizer, params: dict) -> pd.DataFrame:
+    tpl = templates_from_params(params["task"])
+    return pd.DataFrame(
+        {
+            "question_id": train["question_id"],
+            "source": "original",
+            "prompt": [tpl.reasoner(q) for q in train["question"]],
+            "trace": train["trace"],
+            "completion_token_ids": [
+                tokenizer(tpl.completion(t, a)).input_ids + [tokenizer.eos_token_id]
+                for t, a in zip(train["trace"], train["answer"], strict=True)
+            ],
+            "weight": 1.0,
+        }
+    )
+
+
+def _finish(rows: pd.DataFrame, train, tokenizer, params, out, metrics_out, extra: dict) -> pd.DataFrame:
+    parts = [_original_rows(train, tokenizer, params)] if params["select"]["mix_original"] else []
+    final = pd.concat([*parts, rows], ignore_index=True)
+    write_parquet(final, out)
+    stats = {"n_examples": len(final), "n_selected": len(rows), **extra}
+    if params["task"]["source"] == "synthetic" and len(rows):
+        checks = [
+            trace_check(q, t, params["task"]["modulus"]) for q, t in zip(rows["question"], rows["trace"], strict=True)
+        ]
+        stats["selected_valid_frac"] = float(np.mean([c[0] for c in checks]))
+        stats["selected_steps_mean"] = float(np.mean([c[1] for c in checks]))
+    write_json(stats, metrics_out)
+    return final
+
+
+def build_final(
+    params: dict,
+    weights_path: str | Path,
+    train_path: str | Path,
+    initial_dir: str | Path,
+    out: str | Path,
+    metrics_out: str | Path,
+) -> pd.DataFrame:
+    df = read_parquet(weights_path, WEIGHTED_COLUMNS)
+    train = read_parquet(train_path, ["question_id", "question", "trace", "answer"])
+    _, tokenizer = load_model(initial_dir)
+    sel = select_traces(df, params["select"]["mode"], params["select"]["threshold"])
+    tpl = templates_from_params(params["task"])
+    rows = pd.DataFrame(
+        {
+            "question_id": sel["question_id"],
+            "source": "selected",
+            "question": sel["question"],
+            "prompt": [tpl.reasoner(q) for q in sel["question"]],
+            "trace": sel["trace"],
+            "completion_token_ids": [
+                list(t) + list(a) + [tokenizer.eos_token_id]
+                for t, a in zip(sel["trace_token_ids"], sel["answer_token_ids"], strict=True)
+            ],
+            "weight": sel["train_weight"],
+        }
+    )
+    extra = {"questions_selected": int(sel["question_id"].nunique()), "n_train_questions": len(train)}
+    return _finish(rows, train, tokenizer, params, out, metrics_out, extra)
+
+
+def build_baseline(
+    params: dict,
+    kind: str,
+    train_path: str | Path,
+    initial_samples: list[str | Path],
+    initial_dir: str | Path,
+    out: str | Path,
+    metrics_out: str | Path,
+) -> pd.DataFrame:
+    """SFT: the original data alone. RFT: pi_0's verified-correct samples (distinct per question)."""
+    train = read_parquet(train_path, ["question_id", "question", "trace", "answer"])
+    _, tokenizer = load_model(initial_dir)
+    if kind == "sft":
+        final = _original_rows(train, tokenizer, params)
+        write_parquet(final, out)
+        write_json({"n_examples": len(train), "n_selected": 0}, metrics_out)
+        return final
+    if kind != "rft":
+        raise ValueError(f"baseline must be sft or rft, got {kind!r}")
+    s = read_shards(
+        initial_samples, ["question_id", "question", "prompt", "completion", "completion_token_ids", "correct"]
+    )
+    eos = tokenizer.eos_token_id
+    kept = s[s["correct"]].drop_duplicates(["question_id", "completion"])
+    rows = pd.DataFrame(
+        {
+            "question_id": kept["question_id"],
+            "source": "selected",
+            "question": kept["question"],
+            "prompt": kept["prompt"],
+            "trace": kept["trace"],
+            # a correct answer cut by the length limit still gets its EOS
+            "completion_token_ids": [
+                list(c) if len(c) and c[-1] == eos else [*c, eos] for c in kept["completion_token_ids"]
+            ],
+            "weight": 1.0,
+        }
+    )
+    extra = {"questions_selected": int(kept["question_id"].nunique()), "n_train_questions": len(train)}
+    return _finish(rows, train, tokenizer, params, out, metrics_out, extra)

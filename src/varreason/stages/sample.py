@@ -1,0 +1,146 @@
+"""Sampling stages, sharded: ``sample_posterior`` (K traces per question from q given the hint)
+and ``sample_initial`` (K full completions per question from pi_0, for the RFT baseline).
+
+Shard ``s`` of ``n`` holds the train rows whose index is ``s`` mod ``n``; its seed depends only on
+the params seed and ``s``, so a shard always yields the same traces on CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from varreason.generation import sample
+from varreason.io import read_parquet, write_parquet
+from varreason.modeling import load_model
+from varreason.task import extract_answer, is_correct, templates_from_params
+
+
+def shard_rows(df: pd.DataFrame, shard: int, shards: int) -> pd.DataFrame:
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
+    return df.iloc[shard::shards].reset_index(drop=True)
+
+
+def shard_seed(seed: int, shard: int, stream: int) -> int:
+    """Distinct, stable seeds per (run seed, shard, stream)."""
+    return (seed * 1_000_003 + shard * 10_007 + stream * 101) % (2**31)
+
+
+def _generate(model_dir, prompts_text: list[str], params: dict, seed: int, stop: str, max_new: int, desc: str):
+    model, tokenizer = load_model(model_dir)
+    cfg = params["sampling"]
+    prompt_ids = [tokenizer(p).input_ids for p in prompts_text]
+    stop_ids = [tokenizer.eos_token_id] + ([tokenizer.convert_tokens_to_ids(stop)] if stop else [])
+    samples = sample(
+        model,
+        prompt_ids,
+        pad_id=tokenizer.pad_token_id,
+        stop_ids=stop_ids,
+        num_samples=cfg["k"],
+        max_new_tokens=max_new,
+        temperature=cfg["temperature"],
+        seed=seed,
+        batch_size=cfg["batch_size"],
+        desc=desc,
+    )
+    return tokenizer, prompt_ids, samples
+
+
+def sample_posterior(
+    params: dict, train_path: str | Path, posterior_dir: str | Path, shard: int, out: str | Path
+) -> pd.DataFrame:
+    """K traces per question of this shard from q(z | x, y'), stopped at the answer delimiter."""
+    df = shard_rows(
+        read_parquet(train_path, ["question_id", "question", "answer"]), shard, params["sampling"]["shards"]
+    )
+    tpl = templates_from_params(params["task"])
+    prompts = [tpl.posterior(q, a) for q, a in zip(df["question"], df["answer"], strict=True)]
+    seed = shard_seed(params["seed"], shard, 1)
+    tokenizer, prompt_ids, samples = _generate(
+        posterior_dir,
+        prompts,
+        params,
+        seed,
+        tpl.answer_delimiter,
+        params["sampling"]["max_trace_tokens"],
+        f"sample_posterior[{shard}]",
+    )
+    delim = tokenizer.convert_tokens_to_ids(tpl.answer_delimiter)
+    rows = []
+    for s in samples:
+        ids = s.token_ids
+        body = ids[:-1] if s.finish_reason == "stop" else ids
+        rows.append(
+            {
+                "question_id": df["question_id"][s.prompt_index],
+                "sample_index": s.sample_index,
+                "seed": s.seed,
+                "shard": shard,
+                "question": df["question"][s.prompt_index],
+                "answer": df["answer"][s.prompt_index],
+                "prompt": prompts[s.prompt_index],
+                "trace": tokenizer.decode(body, skip_special_tokens=True),
+                "trace_token_ids": ids,
+                # "stop" only when the trace ended at the answer delimiter (EOS before it is malformed)
+                "finish_reason": "stop"
+                if ids and ids[-1] == delim
+                else ("eos" if s.finish_reason == "stop" else "length"),
+                "prompt_length": len(prompt_ids[s.prompt_index]),
+                "trace_length": len(ids),
+                "sample_logps": s.logps,
+            }
+        )
+    out_df = pd.DataFrame(rows)
+    write_parquet(out_df, out)
+    return out_df
+
+
+def sample_initial(
+    params: dict, train_path: str | Path, initial_dir: str | Path, shard: int, out: str | Path
+) -> pd.DataFrame:
+    """K full completions (trace, delimiter, answer) per question from pi_0, each verified."""
+    df = shard_rows(
+        read_parquet(train_path, ["question_id", "question", "answer"]), shard, params["sampling"]["shards"]
+    )
+    tpl = templates_from_params(params["task"])
+    prompts = [tpl.reasoner(q) for q in df["question"]]
+    max_new = params["sampling"]["max_trace_tokens"] + params["rollout"]["max_answer_tokens"] + 1
+    tokenizer, prompt_ids, samples = _generate(
+        initial_dir,
+        prompts,
+        params,
+        shard_seed(params["seed"], shard, 2),
+        "",
+        max_new,
+        f"sample_initial[{shard}]",
+    )
+    rows = []
+    for s in samples:
+        text = tokenizer.decode(s.token_ids, skip_special_tokens=True)
+        predicted = extract_answer(text, tpl.answer_delimiter)
+        reference = df["answer"][s.prompt_index]
+        rows.append(
+            {
+                "question_id": df["question_id"][s.prompt_index],
+                "sample_index": s.sample_index,
+                "seed": s.seed,
+                "shard": shard,
+                "question": df["question"][s.prompt_index],
+                "answer": reference,
+                "prompt": prompts[s.prompt_index],
+                "completion": text,
+                "completion_token_ids": s.token_ids,
+                "trace": text.split(tpl.answer_delimiter, 1)[0],
+                "finish_reason": s.finish_reason,
+                "prompt_length": len(prompt_ids[s.prompt_index]),
+                "completion_length": len(s.token_ids),
+                "sample_logps": s.logps,
+                "predicted_answer": predicted,
+                "correct": is_correct(predicted, reference),
+            }
+        )
+    out_df = pd.DataFrame(rows)
+    write_parquet(out_df, out)
+    return out_df

@@ -1,0 +1,105 @@
+"""Training stages: train_initial (pi_0), train_posterior (q), train_final (VR) and baselines.
+
+Every arm after pi_0 starts from pi_0's weights and runs the same ``train_final`` budget
+(steps x batch size), so the final comparison is at equal compute.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from varreason.io import InputError, read_parquet, write_json
+from varreason.modeling import initial_model, load_model, save_model_atomic
+from varreason.task import templates_from_params
+from varreason.training import Example, train_sft
+
+FINAL_COLUMNS = ["question_id", "source", "prompt", "completion_token_ids", "weight"]
+
+
+def _train(model, tokenizer, examples, cfg: dict, seed: int, out_dir, desc: str) -> list[dict]:
+    history, model = train_sft(
+        model,
+        examples,
+        pad_id=tokenizer.pad_token_id,
+        steps=cfg["steps"],
+        batch_size=cfg["batch_size"],
+        lr=cfg["lr"],
+        warmup_frac=cfg["warmup_frac"],
+        weight_decay=cfg["weight_decay"],
+        seed=seed,
+        desc=desc,
+    )
+    save_model_atomic(model, tokenizer, out_dir)
+    write_json({"n_examples": len(examples), "history": history}, Path(out_dir) / "train_log.json")
+    return history
+
+
+def original_examples(df: pd.DataFrame, tokenizer, params: dict) -> list[Example]:
+    """Reasoner prompt -> reference trace, delimiter, answer, EOS."""
+    tpl = templates_from_params(params["task"])
+    return [
+        Example(
+            tokenizer(tpl.reasoner(q)).input_ids,
+            tokenizer(tpl.completion(t, a)).input_ids + [tokenizer.eos_token_id],
+        )
+        for q, t, a in zip(df["question"], df["trace"], df["answer"], strict=True)
+    ]
+
+
+def train_initial(params: dict, train_path: str | Path, out_dir: str | Path) -> list[dict]:
+    """pi_0: SFT of the initial model on the original (coarse) reference traces."""
+    df = read_parquet(train_path, ["question", "trace", "answer"])
+    model, tokenizer = initial_model(params["model"], params["seed"])
+    examples = original_examples(df, tokenizer, params)
+    return _train(model, tokenizer, examples, params["train_initial"], params["seed"], out_dir, "train_initial")
+
+
+def train_posterior(params: dict, train_path: str | Path, initial_dir: str | Path, out_dir: str | Path) -> list[dict]:
+    """q(z | x, y'): SFT on posterior prompt (question + reference answer) -> trace + delimiter."""
+    df = read_parquet(train_path, ["question", "trace", "answer"])
+    cfg = params["train_posterior"]
+    if cfg["init"] == "initial":
+        model, tokenizer = load_model(initial_dir)
+    else:
+        model, tokenizer = initial_model(params["model"], params["seed"] + 1)
+    tpl = templates_from_params(params["task"])
+    examples = [
+        Example(tokenizer(tpl.posterior(q, a)).input_ids, tokenizer(t + tpl.answer_delimiter).input_ids)
+        for q, t, a in zip(df["question"], df["trace"], df["answer"], strict=True)
+    ]
+    model.train()
+    return _train(model, tokenizer, examples, cfg, params["seed"] + 1, out_dir, "train_posterior")
+
+
+def final_examples(df: pd.DataFrame, tokenizer, source: str | Path) -> list[Example]:
+    """Examples from a final-set Parquet (see build_final); completions are stored token ids."""
+    bad = df.index[~df["weight"].apply(lambda w: w == w and w >= 0)].tolist()
+    if bad:
+        raise InputError(f"{source}: row {bad[0]}: field 'weight' must be a finite number >= 0")
+    return [
+        Example(tokenizer(p).input_ids, [int(t) for t in c], float(w))
+        for p, c, w in zip(df["prompt"], df["completion_token_ids"], df["weight"], strict=True)
+    ]
+
+
+def train_final(
+    params: dict, final_set: str | Path, initial_dir: str | Path, out_dir: str | Path, seed_offset: int = 2
+) -> list[dict]:
+    """Weighted SFT of pi_0 on a final training set (VR selections, or a baseline's set)."""
+    df = read_parquet(final_set, FINAL_COLUMNS)
+    model, tokenizer = load_model(initial_dir)
+    examples = final_examples(df, tokenizer, final_set)
+    model.train()
+    torch.manual_seed(params["seed"] + seed_offset)
+    return _train(
+        model,
+        tokenizer,
+        examples,
+        params["train_final"],
+        params["seed"] + seed_offset,
+        out_dir,
+        f"train_final[{Path(out_dir).name}]",
+    )

@@ -1,0 +1,97 @@
+"""Stage ``weights``: importance weights per (question, k) for one estimator of pi(Y | x, z).
+
+log rho_k = log_ratio(pi(z_k|x) / q(z_k|x,y')) + log pi^(Y | x, z_k), with the ratio per-token
+mean (default) or sum, and pi^ either GML or Acc. Raw log-weights are stored before any
+selection; per question: normalised weights, ESS and the IWAE bound estimate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from varreason.estimators import (
+    NEG_INF,
+    acc_log_likelihood,
+    ess,
+    gml_log_likelihood,
+    iwae_bound,
+    iwae_bound_by_k,
+    log_ratio,
+    normalised_weights,
+)
+from varreason.io import InputError, read_shards, write_json, write_parquet
+
+SCORED_COLUMNS = ["question_id", "sample_index", "prior_logps", "posterior_logps", "answer_logps", "finish_reason"]
+ESTIMATORS = ("gml", "acc")
+
+
+def weights(
+    params: dict,
+    estimator: str,
+    scored_paths: Sequence[str | Path],
+    out: str | Path,
+    metrics_out: str | Path,
+    rollout_paths: Sequence[str | Path] = (),
+) -> pd.DataFrame:
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    df = read_shards(scored_paths, SCORED_COLUMNS)
+    reduce = params["scoring"]["ratio"]
+    df["log_ratio"] = [log_ratio(p, q, reduce) for p, q in zip(df["prior_logps"], df["posterior_logps"], strict=True)]
+    ok = df["finish_reason"] == "stop"
+    if estimator == "gml":
+        df["log_likelihood"] = [
+            gml_log_likelihood(a) if good else NEG_INF for a, good in zip(df["answer_logps"], ok, strict=True)
+        ]
+    else:
+        if not rollout_paths:
+            raise InputError("weights[acc]: needs the rollout shards")
+        ro = read_shards(rollout_paths, ["question_id", "sample_index", "rollout_verdicts", "acc"])
+        df = df.merge(ro, on=["question_id", "sample_index"], how="left", validate="one_to_one")
+        if df["acc"].isna().any():
+            qid = df.loc[df["acc"].isna(), "question_id"].iloc[0]
+            raise InputError(f"rollout shards: no rollouts for question {qid}")
+        df["log_likelihood"] = [
+            acc_log_likelihood(v) if good and len(v) else NEG_INF
+            for v, good in zip(df["rollout_verdicts"], ok, strict=True)
+        ]
+    df["log_weight"] = df["log_ratio"] + df["log_likelihood"]
+
+    df = df.sort_values(["question_id", "sample_index"], kind="stable").reset_index(drop=True)
+    per_q = []
+    for _, g in df.groupby("question_id", sort=False):
+        lw = g["log_weight"].to_numpy()
+        per_q.append(
+            pd.DataFrame(
+                {"weight": normalised_weights(lw), "ess": ess(lw), "iwae_bound": iwae_bound(lw)}, index=g.index
+            )
+        )
+    df = df.join(pd.concat(per_q))
+    write_parquet(df, out)
+    write_json(weight_stats(df, params["sampling"]["k"]), metrics_out)
+    return df
+
+
+def weight_stats(df: pd.DataFrame, k: int) -> dict:
+    """What a person checks first: are the weights degenerate, which term dominates."""
+    g = df.groupby("question_id", sort=False)
+    finite = np.isfinite(df["log_weight"])
+    live = g["log_weight"].apply(lambda s: np.isfinite(s).any())
+    bounds = [iwae_bound_by_k(s.to_numpy()) for _, s in g["log_weight"] if np.isfinite(s).any()]
+    by_k = {str(j): float(np.mean([b[j] for b in bounds])) for j in bounds[0]} if bounds else {}
+    return {
+        "n_questions": int(g.ngroups),
+        "n_traces": len(df),
+        "traces_ended_at_delimiter": float((df["finish_reason"] == "stop").mean()),
+        "questions_with_any_weight": float(live.mean()),
+        "ess_over_k_mean": float(g["ess"].first()[live].mean() / k) if live.any() else 0.0,
+        "top_weight_median": float(g["weight"].max()[live].median()) if live.any() else 0.0,
+        "log_ratio_mean": float(df["log_ratio"][finite].mean()) if finite.any() else None,
+        "log_likelihood_mean": float(df["log_likelihood"][finite].mean()) if finite.any() else None,
+        "iwae_bound_mean": float(g["iwae_bound"].first()[live].mean()) if live.any() else None,
+        "iwae_bound_by_k": by_k,
+    }

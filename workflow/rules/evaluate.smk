@@ -1,0 +1,37 @@
+rule evaluate:
+    input:
+        model=lambda w: P.EVAL_MODELS[w.model],
+        test=P.PREPARED_TEST,
+    output:
+        samples=P.EVAL_SAMPLES,
+        metrics=P.EVAL_METRICS,
+    params:
+        seed=config["seed"],
+        evaluate=config["evaluate"],
+        task=config["task"],
+    wildcard_constraints:
+        model="|".join(P.EVAL_MODELS),
+    threads: T
+    resources:
+        **heavy(4000, 60),
+    log:
+        "logs/evaluate-{model}.log",
+    benchmark:
+        "benchmarks/evaluate-{model}.tsv"
+    shell:
+        VR + " evaluate --name {wildcards.model} --model {input.model} --test {input.test}"
+        " --out {output.samples} --metrics {output.metrics} > {log} 2>&1"
+
+
+rule report:
+    input:
+        evals=expand(P.EVAL_METRICS, model=list(P.EVAL_MODELS)),
+        weights=expand(P.WEIGHT_METRICS, estimator=P.ESTIMATORS),
+        sets=expand(P.FINAL_SET_METRICS, estimator=P.ESTIMATORS) + expand(P.BASELINE_SET_METRICS, baseline=P.BASELINES),
+    output:
+        summary=P.SUMMARY,
+        page=P.REPORT_PAGE,
+    log:
+        "logs/report.log",
+    shell:
+        "varreason --params params.yaml report --summary {output.summary} --page {output.page} > {log} 2>&1"

@@ -1,0 +1,62 @@
+rule train_initial:
+    input:
+        train=P.PREPARED_TRAIN,
+    output:
+        directory(P.INITIAL_MODEL),
+    params:
+        seed=config["seed"],
+        model=config["model"],
+        train=config["train_initial"],
+        templates=config["task"]["templates"],
+    threads: T
+    resources:
+        **heavy(4000, 60),
+    log:
+        "logs/train_initial.log",
+    benchmark:
+        "benchmarks/train_initial.tsv"
+    shell:
+        VR + " train-initial --train {input.train} --out {output} > {log} 2>&1"
+
+
+rule train_posterior:
+    input:
+        train=P.PREPARED_TRAIN,
+        initial=P.INITIAL_MODEL,
+    output:
+        directory(P.POSTERIOR_MODEL),
+    params:
+        seed=config["seed"],
+        model=config["model"],
+        train=config["train_posterior"],
+        templates=config["task"]["templates"],
+    threads: T
+    resources:
+        **heavy(4000, 60),
+    log:
+        "logs/train_posterior.log",
+    benchmark:
+        "benchmarks/train_posterior.tsv"
+    shell:
+        VR + " train-posterior --train {input.train} --initial {input.initial} --out {output} > {log} 2>&1"
+
+
+rule train_final:
+    input:
+        final_set=P.FINAL_SET,
+        initial=P.INITIAL_MODEL,
+    output:
+        directory(P.FINAL_MODEL),
+    params:
+        seed=config["seed"],
+        train=config["train_final"],
+    threads: T
+    resources:
+        **heavy(4000, 60),
+    log:
+        "logs/train_final-{estimator}.log",
+    benchmark:
+        "benchmarks/train_final-{estimator}.tsv"
+    shell:
+        VR + " train-final --estimator {wildcards.estimator} --final-set {input.final_set}"
+        " --initial {input.initial} --out {output} > {log} 2>&1"

@@ -1,0 +1,46 @@
+wildcard_constraints:
+    estimator="|".join(P.ESTIMATORS),
+    baseline="|".join(P.BASELINES),
+    shard=r"\d+",
+
+
+def rollout_inputs(wildcards):
+    # only the Acc estimator needs rollouts
+    return shard_paths(P.ROLLOUTS) if wildcards.estimator == "acc" else []
+
+
+rule weights:
+    input:
+        scored=shard_paths(P.SCORED_TRACES),
+        rollouts=rollout_inputs,
+    output:
+        weights=P.WEIGHTED_TRACES,
+        metrics=P.WEIGHT_METRICS,
+    params:
+        scoring=config["scoring"],
+        k=config["sampling"]["k"],
+        rollouts=lambda w, input: ("--rollouts " + " ".join(input.rollouts)) if input.rollouts else "",
+    log:
+        "logs/weights-{estimator}.log",
+    shell:
+        "varreason --params params.yaml weights --estimator {wildcards.estimator} --scored {input.scored}"
+        " {params.rollouts} --out {output.weights} --metrics {output.metrics} > {log} 2>&1"
+
+
+rule build_final:
+    input:
+        weights=P.WEIGHTED_TRACES,
+        train=P.PREPARED_TRAIN,
+        initial=P.INITIAL_MODEL,
+    output:
+        final_set=P.FINAL_SET,
+        metrics=P.FINAL_SET_METRICS,
+    params:
+        select=config["select"],
+        task=config["task"],
+    log:
+        "logs/build_final-{estimator}.log",
+    shell:
+        "varreason --params params.yaml build-final --estimator {wildcards.estimator} --weights {input.weights}"
+        " --train {input.train} --initial {input.initial} --out {output.final_set} --metrics {output.metrics}"
+        " > {log} 2>&1"
