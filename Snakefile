@@ -5,21 +5,29 @@ workflow/profiles/slurm`. Every rule calls one `varreason` subcommand; paths com
 src/varreason/paths.py, parameters from params.yaml (validated against the schema first).
 """
 
+import os
+import sys
+
 from snakemake.utils import min_version, validate
 
 from varreason import paths as P
+from varreason.params import validate_params
 
 min_version("9.0")
+
+# Rules call the `varreason` console script installed beside the Python running Snakemake, so
+# `.venv/bin/snakemake` works without activating the venv (cluster jobs inherit this PATH).
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 
 configfile: "params.yaml"
 
 
+# Our validator first: one line per problem, naming the dotted key. Then Snakemake's own, same schema.
+validate_params(config, "params.yaml (with any --config overrides)")
 validate(config, "workflow/schemas/params.schema.yaml")
 
 SHARDS = list(range(config["sampling"]["shards"]))
-# --params names the file the stages re-read and re-validate; --threads comes from the rule.
-VR = "varreason --params params.yaml --threads {threads}"
 GPU = {"gpu": config["runtime"]["gpus"]} if config["runtime"]["gpus"] > 0 else {}
 T = config["runtime"]["threads"]
 
@@ -42,4 +50,4 @@ rule all:
 
 onsuccess:
     if os.path.exists(P.REPORT_PAGE):
-        print("\n" + open(P.REPORT_PAGE).read())
+        print(f"\n{open(P.REPORT_PAGE).read()}")

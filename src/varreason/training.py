@@ -105,7 +105,7 @@ def train_sft(
         optimizer.zero_grad(set_to_none=True)
         value = loss.item()
         running = value if running is None else 0.95 * running + 0.05 * value
-        if step % 50 == 0 or step == steps:
+        if step == 1 or step % 50 == 0 or step == steps:
             history.append({"step": step, "loss": value, "smoothed_loss": running})
             bar.set_postfix(loss=f"{running:.3f}")
     model.eval()

@@ -17,13 +17,8 @@ rule sample_initial:
     benchmark:
         "benchmarks/sample_initial-{shard}.tsv"
     shell:
-        VR + " sample-initial --train {input.train} --initial {input.initial} --shard {wildcards.shard}"
+        "varreason --params params.yaml --threads {threads} sample-initial --train {input.train} --initial {input.initial} --shard {wildcards.shard}"
         " --out {output} > {log} 2>&1"
-
-
-def baseline_samples(wildcards):
-    # only RFT learns from pi_0's own samples
-    return shard_paths(P.INITIAL_SAMPLES) if wildcards.baseline == "rft" else []
 
 
 rule baselines:
@@ -49,6 +44,6 @@ rule baselines:
     benchmark:
         "benchmarks/baselines-{baseline}.tsv"
     shell:
-        VR + " baselines --kind {wildcards.baseline} --train {input.train} --initial {input.initial}"
+        "varreason --params params.yaml --threads {threads} baselines --kind {wildcards.baseline} --train {input.train} --initial {input.initial}"
         " {params.samples} --set-out {output.final_set} --set-metrics {output.metrics} --out {output.model}"
         " > {log} 2>&1"

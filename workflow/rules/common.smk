@@ -8,3 +8,19 @@ def shard_paths(pattern):
 def heavy(mem_mb, runtime):
     """Resources of a model-running rule: memory, minutes, and a GPU where one is configured."""
     return dict(mem_mb=mem_mb, runtime=runtime, **GPU)
+
+
+wildcard_constraints:
+    estimator="|".join(P.ESTIMATORS),
+    baseline="|".join(P.BASELINES),
+    shard=r"\d+",
+
+
+def rollout_inputs(wildcards):
+    # only the Acc estimator needs rollouts
+    return shard_paths(P.ROLLOUTS) if wildcards.estimator == "acc" else []
+
+
+def baseline_samples(wildcards):
+    # only RFT learns from pi_0's own samples
+    return shard_paths(P.INITIAL_SAMPLES) if wildcards.baseline == "rft" else []

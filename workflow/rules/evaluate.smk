@@ -19,7 +19,7 @@ rule evaluate:
     benchmark:
         "benchmarks/evaluate-{model}.tsv"
     shell:
-        VR + " evaluate --name {wildcards.model} --model {input.model} --test {input.test}"
+        "varreason --params params.yaml --threads {threads} evaluate --name {wildcards.model} --model {input.model} --test {input.test}"
         " --out {output.samples} --metrics {output.metrics} > {log} 2>&1"
 
 

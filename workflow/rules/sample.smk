@@ -16,7 +16,7 @@ rule sample_posterior:
     benchmark:
         "benchmarks/sample_posterior-{shard}.tsv"
     shell:
-        VR + " sample-posterior --train {input.train} --posterior {input.posterior} --shard {wildcards.shard}"
+        "varreason --params params.yaml --threads {threads} sample-posterior --train {input.train} --posterior {input.posterior} --shard {wildcards.shard}"
         " --out {output} > {log} 2>&1"
 
 
@@ -38,7 +38,7 @@ rule score:
     benchmark:
         "benchmarks/score-{shard}.tsv"
     shell:
-        VR + " score --traces {input.traces} --initial {input.initial} --posterior {input.posterior}"
+        "varreason --params params.yaml --threads {threads} score --traces {input.traces} --initial {input.initial} --posterior {input.posterior}"
         " --out {output} > {log} 2>&1"
 
 
@@ -60,5 +60,5 @@ rule rollout:
     benchmark:
         "benchmarks/rollout-{shard}.tsv"
     shell:
-        VR + " rollout --traces {input.traces} --initial {input.initial} --shard {wildcards.shard}"
+        "varreason --params params.yaml --threads {threads} rollout --traces {input.traces} --initial {input.initial} --shard {wildcards.shard}"
         " --out {output} > {log} 2>&1"

@@ -16,7 +16,7 @@ rule train_initial:
     benchmark:
         "benchmarks/train_initial.tsv"
     shell:
-        VR + " train-initial --train {input.train} --out {output} > {log} 2>&1"
+        "varreason --params params.yaml --threads {threads} train-initial --train {input.train} --out {output} > {log} 2>&1"
 
 
 rule train_posterior:
@@ -38,7 +38,7 @@ rule train_posterior:
     benchmark:
         "benchmarks/train_posterior.tsv"
     shell:
-        VR + " train-posterior --train {input.train} --initial {input.initial} --out {output} > {log} 2>&1"
+        "varreason --params params.yaml --threads {threads} train-posterior --train {input.train} --initial {input.initial} --out {output} > {log} 2>&1"
 
 
 rule train_final:
@@ -58,5 +58,5 @@ rule train_final:
     benchmark:
         "benchmarks/train_final-{estimator}.tsv"
     shell:
-        VR + " train-final --estimator {wildcards.estimator} --final-set {input.final_set}"
+        "varreason --params params.yaml --threads {threads} train-final --estimator {wildcards.estimator} --final-set {input.final_set}"
         " --initial {input.initial} --out {output} > {log} 2>&1"

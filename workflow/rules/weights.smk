@@ -1,14 +1,3 @@
-wildcard_constraints:
-    estimator="|".join(P.ESTIMATORS),
-    baseline="|".join(P.BASELINES),
-    shard=r"\d+",
-
-
-def rollout_inputs(wildcards):
-    # only the Acc estimator needs rollouts
-    return shard_paths(P.ROLLOUTS) if wildcards.estimator == "acc" else []
-
-
 rule weights:
     input:
         scored=shard_paths(P.SCORED_TRACES),

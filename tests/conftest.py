@@ -1,0 +1,26 @@
+"""Shared fixtures: a tiny Qwen3 and its tokenizer, built locally (no download)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from varreason.modeling import build_char_tokenizer, build_tiny_qwen3
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(hidden_size=32, num_layers=1, num_heads=2, head_dim=16, intermediate_size=64, max_positions=64)
+
+torch.set_num_threads(int(os.environ.get("VARREASON_TEST_THREADS", "1")))
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return build_char_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tokenizer):
+    return build_tiny_qwen3(TINY, tokenizer, seed=0).eval()

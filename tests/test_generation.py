@@ -1,0 +1,48 @@
+import torch
+
+from varreason.generation import sample
+
+
+def _prompts(tokenizer):
+    return [tokenizer(p).input_ids for p in ["Q3+4-7T", "Q1+1T", "Q9-2+5-5T"]]
+
+
+def test_sampling_is_deterministic_and_records_logps(tiny_model, tokenizer):
+    stop = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("A")]
+    kw = dict(pad_id=tokenizer.pad_token_id, stop_ids=stop, num_samples=4, max_new_tokens=10, temperature=1.0)
+    a = sample(tiny_model, _prompts(tokenizer), seed=7, batch_size=8, **kw)
+    b = sample(tiny_model, _prompts(tokenizer), seed=7, batch_size=8, **kw)
+    c = sample(tiny_model, _prompts(tokenizer), seed=8, batch_size=8, **kw)
+    assert [s.token_ids for s in a] == [s.token_ids for s in b]
+    assert [s.token_ids for s in a] != [s.token_ids for s in c]
+    assert len(a) == 12 and [s.prompt_index for s in a[:5]] == [0, 0, 0, 0, 1]
+    for s in a:
+        assert len(s.logps) == len(s.token_ids) and all(lp <= 0 for lp in s.logps)
+        stops = [i for i, t in enumerate(s.token_ids) if t in stop]
+        if s.finish_reason == "stop":
+            assert stops == [len(s.token_ids) - 1]  # cut right after the first stop token
+        else:
+            assert not stops and len(s.token_ids) == 10
+
+
+def test_sample_logps_equal_a_forward_pass(tiny_model, tokenizer):
+    prompts = _prompts(tokenizer)
+    out = sample(tiny_model, prompts, pad_id=0, stop_ids=[1], num_samples=2, max_new_tokens=6,
+                 temperature=0.7, seed=0, batch_size=6)
+    for s in out:
+        ids = torch.tensor([prompts[s.prompt_index] + s.token_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(tiny_model(input_ids=ids).logits[0, :-1], -1)
+        ref = logp.gather(-1, ids[0, 1:, None]).squeeze(-1)[-len(s.token_ids):]
+        # raw (untempered) log-probs of the sampled tokens
+        assert torch.allclose(torch.tensor(s.logps), ref, atol=1e-5)
+
+
+def test_greedy_is_the_same_batched_with_left_padding_or_alone(tiny_model, tokenizer):
+    prompts = _prompts(tokenizer)
+    kw = dict(pad_id=tokenizer.pad_token_id, stop_ids=[tokenizer.eos_token_id], num_samples=1,
+              max_new_tokens=8, temperature=0.0, seed=0)
+    batched = sample(tiny_model, prompts, batch_size=3, **kw)
+    for i, p in enumerate(prompts):
+        alone = sample(tiny_model, [p], batch_size=1, **kw)
+        assert alone[0].token_ids == batched[i].token_ids
