@@ -27,21 +27,36 @@ def test_sampling_is_deterministic_and_records_logps(tiny_model, tokenizer):
 
 def test_sample_logps_equal_a_forward_pass(tiny_model, tokenizer):
     prompts = _prompts(tokenizer)
-    out = sample(tiny_model, prompts, pad_id=0, stop_ids=[1], num_samples=2, max_new_tokens=6,
-                 temperature=0.7, seed=0, batch_size=6)
+    out = sample(
+        tiny_model,
+        prompts,
+        pad_id=0,
+        stop_ids=[1],
+        num_samples=2,
+        max_new_tokens=6,
+        temperature=0.7,
+        seed=0,
+        batch_size=6,
+    )
     for s in out:
         ids = torch.tensor([prompts[s.prompt_index] + s.token_ids])
         with torch.no_grad():
             logp = torch.log_softmax(tiny_model(input_ids=ids).logits[0, :-1], -1)
-        ref = logp.gather(-1, ids[0, 1:, None]).squeeze(-1)[-len(s.token_ids):]
+        ref = logp.gather(-1, ids[0, 1:, None]).squeeze(-1)[-len(s.token_ids) :]
         # raw (untempered) log-probs of the sampled tokens
         assert torch.allclose(torch.tensor(s.logps), ref, atol=1e-5)
 
 
 def test_greedy_is_the_same_batched_with_left_padding_or_alone(tiny_model, tokenizer):
     prompts = _prompts(tokenizer)
-    kw = dict(pad_id=tokenizer.pad_token_id, stop_ids=[tokenizer.eos_token_id], num_samples=1,
-              max_new_tokens=8, temperature=0.0, seed=0)
+    kw = dict(
+        pad_id=tokenizer.pad_token_id,
+        stop_ids=[tokenizer.eos_token_id],
+        num_samples=1,
+        max_new_tokens=8,
+        temperature=0.0,
+        seed=0,
+    )
     batched = sample(tiny_model, prompts, batch_size=3, **kw)
     for i, p in enumerate(prompts):
         alone = sample(tiny_model, [p], batch_size=1, **kw)

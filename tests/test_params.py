@@ -49,9 +49,21 @@ def test_cli_rejects_bad_params_before_any_work(tmp_path):
     path = _write(tmp_path, params)
     out = tmp_path / "train.parquet"
     r = subprocess.run(
-        [sys.executable, "-m", "varreason.cli", "--params", str(path), "prepare", "--train-out", str(out),
-         "--test-out", str(tmp_path / "test.parquet")],
-        capture_output=True, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "varreason.cli",
+            "--params",
+            str(path),
+            "prepare",
+            "--train-out",
+            str(out),
+            "--test-out",
+            str(tmp_path / "test.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert r.returncode == 2
     assert "temprature" in r.stderr and "sampling" in r.stderr
@@ -63,9 +75,19 @@ def test_snakemake_rejects_bad_params_before_any_job(tmp_path):
     params["train_initial"]["learning_rate"] = 0.1
     _write(tmp_path, params)
     r = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-         "--cores", "1"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--cores",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert r.returncode != 0
     assert "learning_rate" in r.stdout + r.stderr

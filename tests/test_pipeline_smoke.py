@@ -22,7 +22,8 @@ def run(tmp_path_factory):
     shutil.copy(REPO / "workflow" / "presets" / "smoke.yaml", work / "params.yaml")
     r = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work), "--cores", "2"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return work, r.stdout + r.stderr
@@ -44,8 +45,18 @@ def test_every_model_is_evaluated_and_the_table_is_printed(run):
 def test_trace_corpus_schema_and_token_ids(run):
     work, _ = run
     traces = pd.concat([pd.read_parquet(p) for p in sorted((work / "data" / "traces" / "posterior").glob("*.parquet"))])
-    for col in ["question_id", "sample_index", "seed", "prompt", "trace", "trace_token_ids", "finish_reason",
-                "prompt_length", "trace_length", "sample_logps"]:
+    for col in [
+        "question_id",
+        "sample_index",
+        "seed",
+        "prompt",
+        "trace",
+        "trace_token_ids",
+        "finish_reason",
+        "prompt_length",
+        "trace_length",
+        "sample_logps",
+    ]:
         assert col in traces.columns
     train = pd.read_parquet(work / "data" / "prepared" / "train.parquet")
     assert traces.groupby("question_id").size().eq(4).all() and traces["question_id"].nunique() == len(train)
@@ -95,7 +106,9 @@ def test_shards_are_deterministic(run):
     again = work / "again.parquet"
     r = subprocess.run(
         [sys.executable, "-m", "varreason.cli", "sample-posterior", "--shard", "1", "--out", str(again)],
-        capture_output=True, text=True, cwd=work,
+        capture_output=True,
+        text=True,
+        cwd=work,
     )
     assert r.returncode == 0, r.stderr
     a = pd.read_parquet(work / "data" / "traces" / "posterior" / "shard-1.parquet")
@@ -107,7 +120,8 @@ def test_second_run_has_nothing_to_do(run):
     work, _ = run
     r = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work), "-n"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 0
     assert "Nothing to be done" in r.stdout + r.stderr

@@ -9,11 +9,31 @@ import pytest
 from conftest import REPO
 
 STAGES = [
-    "prepare", "train_initial", "train_posterior", "sample_posterior", "score", "rollout", "weights",
-    "build_final", "train_final", "sample_initial", "baselines", "evaluate", "report",
+    "prepare",
+    "train_initial",
+    "train_posterior",
+    "sample_posterior",
+    "score",
+    "rollout",
+    "weights",
+    "build_final",
+    "train_final",
+    "sample_initial",
+    "baselines",
+    "evaluate",
+    "report",
 ]
-HEAVY = {"train_initial", "train_posterior", "sample_posterior", "score", "rollout", "train_final",
-         "sample_initial", "baselines", "evaluate"}
+HEAVY = {
+    "train_initial",
+    "train_posterior",
+    "sample_posterior",
+    "score",
+    "rollout",
+    "train_final",
+    "sample_initial",
+    "baselines",
+    "evaluate",
+}
 
 
 def _snakemake(*args, cwd=REPO):
@@ -59,7 +79,18 @@ def test_every_rule_logs_and_heavy_rules_declare_resources():
 def test_gpu_resource_only_where_configured(tmp_path, gpus):
     params = (REPO / "params.yaml").read_text().replace("  gpus: 0 ", f"  gpus: {gpus} ")
     (tmp_path / "params.yaml").write_text(params)
-    r = _snakemake("-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n", "--cores", "2",
-                   "-p", "--until", "train_initial", cwd=tmp_path)
+    r = _snakemake(
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "-n",
+        "--cores",
+        "2",
+        "-p",
+        "--until",
+        "train_initial",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert ("gpu=1" in r.stdout) == (gpus == 1)

@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make run` (the default pipeline end to end) and `make test`.
+# Each creates the environment in .venv when it is missing.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+CORES ?= 2
+
+.PHONY: run test lint help
+
+help:
+	@echo "make run    run the whole pipeline on params.yaml (embedded default) with $(CORES) cores"
+	@echo "make test   lint, unit tests and a smoke run of the whole DAG"
+	@echo "make lint   ruff and snakemake --lint"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/snakemake --cores $(CORES)
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/python -m pytest -ra
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/snakemake --lint
+
