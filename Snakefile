@@ -6,6 +6,7 @@ src/varreason/paths.py, parameters from params.yaml (validated against the schem
 """
 
 import os
+import shlex
 import sys
 
 from snakemake.utils import min_version, validate
@@ -16,8 +17,8 @@ from varreason.params import validate_params
 min_version("9.0")
 
 # Rules call the `varreason` console script installed beside the Python running Snakemake, so
-# `.venv/bin/snakemake` works without activating the venv (cluster jobs inherit this PATH).
-os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+# `.venv/bin/snakemake` works without activating the venv. Strict bash mode as by default.
+shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; ")
 
 
 configfile: "params.yaml"

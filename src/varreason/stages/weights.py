@@ -82,7 +82,9 @@ def weight_stats(df: pd.DataFrame, k: int) -> dict:
     finite = np.isfinite(df["log_weight"])
     live = g["log_weight"].apply(lambda s: np.isfinite(s).any())
     bounds = [iwae_bound_by_k(s.to_numpy()) for _, s in g["log_weight"] if np.isfinite(s).any()]
-    by_k = {str(j): float(np.mean([b[j] for b in bounds])) for j in bounds[0]} if bounds else {}
+    # mean over questions of the subset-averaged bound, for each k a question has samples for
+    ks = sorted({j for b in bounds for j in b})
+    by_k = {str(j): float(np.mean([b[j] for b in bounds if j in b])) for j in ks}
     return {
         "n_questions": int(g.ngroups),
         "n_traces": len(df),
