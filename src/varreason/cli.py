@@ -7,7 +7,9 @@ repo root does what the ``prepare`` rule does.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from varreason import paths as P
 from varreason.io import InputError
@@ -31,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(or `make run`); these subcommands run one stage each.",
     )
     ap.add_argument("--params", default="params.yaml", help="params file (validated before any work)")
+    ap.add_argument(
+        "--log",
+        default=None,
+        help="write stdout and stderr (progress bars included) to this file; its folder is created",
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: params runtime.threads)")
     sub = ap.add_subparsers(dest="command", required=True, metavar="STAGE")
     _cmd(sub, "validate-params", "check the params file against the schema and exit")
@@ -272,8 +279,21 @@ def run(args: argparse.Namespace, params: dict) -> None:  # noqa: C901 - a flat 
         print(page)
 
 
+def _redirect_output(path: str) -> None:
+    """Send this process's stdout/stderr to ``path`` (the same command works under Snakemake and DVC)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.log:
+        _redirect_output(args.log)
     try:
         params = load_params(args.params)
         if args.command == "validate-params":

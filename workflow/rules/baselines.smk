@@ -5,10 +5,7 @@ rule sample_initial:
     output:
         P.INITIAL_SAMPLES,
     params:
-        seed=config["seed"],
-        sampling=config["sampling"],
-        max_answer_tokens=config["rollout"]["max_answer_tokens"],
-        templates=config["task"]["templates"],
+        reads=params_of("seed", "sampling", "rollout.max_answer_tokens", "task.templates"),
     threads: T
     resources:
         **heavy(4000, 60),
@@ -17,8 +14,8 @@ rule sample_initial:
     benchmark:
         "benchmarks/sample_initial-{shard}.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} sample-initial --train {input.train} --initial {input.initial} --shard {wildcards.shard}"
-        " --out {output} > {log} 2>&1"
+        "varreason --params params.yaml --threads {threads} --log {log} sample-initial --train {input.train}"
+        " --initial {input.initial} --shard {wildcards.shard} --out {output}"
 
 
 rule baselines:
@@ -31,11 +28,8 @@ rule baselines:
         metrics=P.BASELINE_SET_METRICS,
         model=directory(P.BASELINE_MODEL),
     params:
-        seed=config["seed"],
-        train=config["train_final"],
-        mix_original=config["select"]["mix_original"],
-        task=config["task"],
-        samples=lambda w, input: ("--samples " + " ".join(input.samples)) if input.samples else "",
+        reads=params_of("seed", "train_final", "select.mix_original", "task"),
+        samples=lambda w, input: f"--samples {' '.join(input.samples)}" if input.samples else "",
     threads: T
     resources:
         **heavy(4000, 60),
@@ -44,6 +38,6 @@ rule baselines:
     benchmark:
         "benchmarks/baselines-{baseline}.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} baselines --kind {wildcards.baseline} --train {input.train} --initial {input.initial}"
-        " {params.samples} --set-out {output.final_set} --set-metrics {output.metrics} --out {output.model}"
-        " > {log} 2>&1"
+        "varreason --params params.yaml --threads {threads} --log {log} baselines --kind {wildcards.baseline}"
+        " --train {input.train} --initial {input.initial} {params.samples} --set-out {output.final_set}"
+        " --set-metrics {output.metrics} --out {output.model}"

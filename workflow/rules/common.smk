@@ -1,6 +1,12 @@
 # Helpers shared by the rules.
 
 
+wildcard_constraints:
+    estimator="|".join(P.ESTIMATORS),
+    baseline="|".join(P.BASELINES),
+    shard=r"\d+",
+
+
 def shard_paths(pattern):
     return [pattern.format(shard=s) for s in SHARDS]
 
@@ -10,10 +16,19 @@ def heavy(mem_mb, runtime):
     return dict(mem_mb=mem_mb, runtime=runtime, **GPU)
 
 
-wildcard_constraints:
-    estimator="|".join(P.ESTIMATORS),
-    baseline="|".join(P.BASELINES),
-    shard=r"\d+",
+def params_of(*keys):
+    """The params.yaml values a rule reads, by dotted key.
+
+    Snakemake reruns a job when one of them changes; scripts/dvc_yaml.py lists the same keys as
+    the stage's `params` in dvc.yaml.
+    """
+    values = {}
+    for key in keys:
+        value = config
+        for part in key.split("."):
+            value = value[part]
+        values[key] = value
+    return values
 
 
 def rollout_inputs(wildcards):

@@ -6,9 +6,7 @@ rule evaluate:
         samples=P.EVAL_SAMPLES,
         metrics=P.EVAL_METRICS,
     params:
-        seed=config["seed"],
-        evaluate=config["evaluate"],
-        task=config["task"],
+        reads=params_of("seed", "evaluate", "task"),
     wildcard_constraints:
         model="|".join(P.EVAL_MODELS),
     threads: T
@@ -19,19 +17,20 @@ rule evaluate:
     benchmark:
         "benchmarks/evaluate-{model}.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} evaluate --name {wildcards.model} --model {input.model} --test {input.test}"
-        " --out {output.samples} --metrics {output.metrics} > {log} 2>&1"
+        "varreason --params params.yaml --threads {threads} --log {log} evaluate --name {wildcards.model}"
+        " --model {input.model} --test {input.test} --out {output.samples} --metrics {output.metrics}"
 
 
 rule report:
     input:
         evals=expand(P.EVAL_METRICS, model=list(P.EVAL_MODELS)),
         weights=expand(P.WEIGHT_METRICS, estimator=P.ESTIMATORS),
-        sets=expand(P.FINAL_SET_METRICS, estimator=P.ESTIMATORS) + expand(P.BASELINE_SET_METRICS, baseline=P.BASELINES),
+        sets=expand(P.FINAL_SET_METRICS, estimator=P.ESTIMATORS)
+        + expand(P.BASELINE_SET_METRICS, baseline=P.BASELINES),
     output:
         summary=P.SUMMARY,
         page=P.REPORT_PAGE,
     log:
         "logs/report.log",
     shell:
-        "varreason --params params.yaml report --summary {output.summary} --page {output.page} > {log} 2>&1"
+        "varreason --params params.yaml --log {log} report --summary {output.summary} --page {output.page}"

@@ -3,9 +3,8 @@ rule prepare:
         train=P.PREPARED_TRAIN,
         test=P.PREPARED_TEST,
     params:
-        seed=config["seed"],
-        task=config["task"],
+        reads=params_of("seed", "task"),
     log:
         "logs/prepare.log",
     shell:
-        "varreason --params params.yaml prepare --train-out {output.train} --test-out {output.test} > {log} 2>&1"
+        "varreason --params params.yaml --log {log} prepare --train-out {output.train} --test-out {output.test}"

@@ -5,9 +5,7 @@ rule sample_posterior:
     output:
         P.POSTERIOR_TRACES,
     params:
-        seed=config["seed"],
-        sampling=config["sampling"],
-        templates=config["task"]["templates"],
+        reads=params_of("seed", "sampling", "task.templates"),
     threads: T
     resources:
         **heavy(4000, 60),
@@ -16,8 +14,8 @@ rule sample_posterior:
     benchmark:
         "benchmarks/sample_posterior-{shard}.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} sample-posterior --train {input.train} --posterior {input.posterior} --shard {wildcards.shard}"
-        " --out {output} > {log} 2>&1"
+        "varreason --params params.yaml --threads {threads} --log {log} sample-posterior --train {input.train}"
+        " --posterior {input.posterior} --shard {wildcards.shard} --out {output}"
 
 
 rule score:
@@ -28,8 +26,7 @@ rule score:
     output:
         P.SCORED_TRACES,
     params:
-        scoring=config["scoring"],
-        templates=config["task"]["templates"],
+        reads=params_of("scoring", "task.templates"),
     threads: T
     resources:
         **heavy(4000, 60),
@@ -38,8 +35,8 @@ rule score:
     benchmark:
         "benchmarks/score-{shard}.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} score --traces {input.traces} --initial {input.initial} --posterior {input.posterior}"
-        " --out {output} > {log} 2>&1"
+        "varreason --params params.yaml --threads {threads} --log {log} score --traces {input.traces}"
+        " --initial {input.initial} --posterior {input.posterior} --out {output}"
 
 
 rule rollout:
@@ -49,9 +46,7 @@ rule rollout:
     output:
         P.ROLLOUTS,
     params:
-        seed=config["seed"],
-        rollout=config["rollout"],
-        templates=config["task"]["templates"],
+        reads=params_of("seed", "rollout", "task.templates"),
     threads: T
     resources:
         **heavy(4000, 60),
@@ -60,5 +55,5 @@ rule rollout:
     benchmark:
         "benchmarks/rollout-{shard}.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} rollout --traces {input.traces} --initial {input.initial} --shard {wildcards.shard}"
-        " --out {output} > {log} 2>&1"
+        "varreason --params params.yaml --threads {threads} --log {log} rollout --traces {input.traces}"
+        " --initial {input.initial} --shard {wildcards.shard} --out {output}"

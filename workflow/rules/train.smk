@@ -4,10 +4,7 @@ rule train_initial:
     output:
         directory(P.INITIAL_MODEL),
     params:
-        seed=config["seed"],
-        model=config["model"],
-        train=config["train_initial"],
-        templates=config["task"]["templates"],
+        reads=params_of("seed", "model", "train_initial", "task.templates"),
     threads: T
     resources:
         **heavy(4000, 60),
@@ -16,7 +13,8 @@ rule train_initial:
     benchmark:
         "benchmarks/train_initial.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} train-initial --train {input.train} --out {output} > {log} 2>&1"
+        "varreason --params params.yaml --threads {threads} --log {log} train-initial --train {input.train}"
+        " --out {output}"
 
 
 rule train_posterior:
@@ -26,10 +24,7 @@ rule train_posterior:
     output:
         directory(P.POSTERIOR_MODEL),
     params:
-        seed=config["seed"],
-        model=config["model"],
-        train=config["train_posterior"],
-        templates=config["task"]["templates"],
+        reads=params_of("seed", "model", "train_posterior", "task.templates"),
     threads: T
     resources:
         **heavy(4000, 60),
@@ -38,7 +33,8 @@ rule train_posterior:
     benchmark:
         "benchmarks/train_posterior.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} train-posterior --train {input.train} --initial {input.initial} --out {output} > {log} 2>&1"
+        "varreason --params params.yaml --threads {threads} --log {log} train-posterior --train {input.train}"
+        " --initial {input.initial} --out {output}"
 
 
 rule train_final:
@@ -48,8 +44,7 @@ rule train_final:
     output:
         directory(P.FINAL_MODEL),
     params:
-        seed=config["seed"],
-        train=config["train_final"],
+        reads=params_of("seed", "train_final"),
     threads: T
     resources:
         **heavy(4000, 60),
@@ -58,5 +53,5 @@ rule train_final:
     benchmark:
         "benchmarks/train_final-{estimator}.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} train-final --estimator {wildcards.estimator} --final-set {input.final_set}"
-        " --initial {input.initial} --out {output} > {log} 2>&1"
+        "varreason --params params.yaml --threads {threads} --log {log} train-final --estimator {wildcards.estimator}"
+        " --final-set {input.final_set} --initial {input.initial} --out {output}"

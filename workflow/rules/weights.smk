@@ -6,14 +6,13 @@ rule weights:
         weights=P.WEIGHTED_TRACES,
         metrics=P.WEIGHT_METRICS,
     params:
-        scoring=config["scoring"],
-        k=config["sampling"]["k"],
-        rollouts=lambda w, input: ("--rollouts " + " ".join(input.rollouts)) if input.rollouts else "",
+        reads=params_of("scoring", "sampling.k"),
+        rollouts=lambda w, input: f"--rollouts {' '.join(input.rollouts)}" if input.rollouts else "",
     log:
         "logs/weights-{estimator}.log",
     shell:
-        "varreason --params params.yaml weights --estimator {wildcards.estimator} --scored {input.scored}"
-        " {params.rollouts} --out {output.weights} --metrics {output.metrics} > {log} 2>&1"
+        "varreason --params params.yaml --log {log} weights --estimator {wildcards.estimator} --scored {input.scored}"
+        " {params.rollouts} --out {output.weights} --metrics {output.metrics}"
 
 
 rule build_final:
@@ -25,11 +24,10 @@ rule build_final:
         final_set=P.FINAL_SET,
         metrics=P.FINAL_SET_METRICS,
     params:
-        select=config["select"],
-        task=config["task"],
+        reads=params_of("select", "task"),
     log:
         "logs/build_final-{estimator}.log",
     shell:
-        "varreason --params params.yaml build-final --estimator {wildcards.estimator} --weights {input.weights}"
-        " --train {input.train} --initial {input.initial} --out {output.final_set} --metrics {output.metrics}"
-        " > {log} 2>&1"
+        "varreason --params params.yaml --log {log} build-final --estimator {wildcards.estimator}"
+        " --weights {input.weights} --train {input.train} --initial {input.initial} --out {output.final_set}"
+        " --metrics {output.metrics}"

@@ -42,13 +42,18 @@ def report(
         + sorted((k for k in first if k.startswith("pass@")), key=lambda k: int(k.split("@")[1]))
     )
     extra = [c for c in ("greedy_trace_valid", "greedy_trace_steps") if c in first]
-    header = ["model", *cols, *extra, "train examples"]
+    header = [
+        "model",
+        *cols,
+        *[{"greedy_trace_valid": "greedy trace valid", "greedy_trace_steps": "steps"}[c] for c in extra],
+        "train examples",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for n in names:
         m = models[n]
         cells = [f"{100 * m[c]:.1f}" for c in cols]
         cells[0] += f" ± {100 * m['greedy_acc_se']:.1f}"
-        cells += [f"{m[c]:.2f}" for c in extra]
+        cells += [f"{100 * m[c]:.1f}" if c == "greedy_trace_valid" else f"{m[c]:.2f}" for c in extra]
         cells.append(str(sets.get(n, {}).get("n_examples", "-")))
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
