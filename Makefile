@@ -5,12 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CORES ?= 2
 
-.PHONY: run test lint help
+.PHONY: run test lint dvc-yaml pull help
 
 help:
 	@echo "make run    run the whole pipeline on params.yaml (embedded default) with $(CORES) cores"
 	@echo "make test   lint, unit tests and a smoke run of the whole DAG"
 	@echo "make lint   ruff and snakemake --lint"
+	@echo "make dvc-yaml  regenerate dvc.yaml from the Snakefile (after editing rules or sampling.shards)"
+	@echo "make pull   dvc pull, then mark the restored outputs up to date for Snakemake"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,9 +26,16 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/varreason dvc-yaml --check
 	$(VENV)/bin/python -m pytest -ra
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/snakemake --lint
 
+
+dvc-yaml: $(VENV)/.installed
+	$(VENV)/bin/varreason dvc-yaml
+
+pull: $(VENV)/.installed
+	$(VENV)/bin/varreason pull

@@ -15,6 +15,23 @@ from varreason import paths as P
 from varreason.io import InputError
 from varreason.params import ParamsError, load_params
 
+# The stage modules each subcommand runs (dvc.yaml lists them, with their imports, as deps).
+STAGE_MODULES = {
+    "prepare": ["varreason.stages.prepare"],
+    "train-initial": ["varreason.stages.train"],
+    "train-posterior": ["varreason.stages.train"],
+    "sample-posterior": ["varreason.stages.sample"],
+    "sample-initial": ["varreason.stages.sample"],
+    "score": ["varreason.stages.score"],
+    "rollout": ["varreason.stages.score"],
+    "weights": ["varreason.stages.weights"],
+    "build-final": ["varreason.stages.build"],
+    "train-final": ["varreason.stages.train"],
+    "baselines": ["varreason.stages.build", "varreason.stages.train"],
+    "evaluate": ["varreason.stages.evaluate"],
+    "report": ["varreason.stages.report"],
+}
+
 
 def _cmd(sub, command: str, summary: str, /, **args) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -147,6 +164,23 @@ def build_parser() -> argparse.ArgumentParser:
         "collect every model's metrics into one table (printed, and written)",
         summary=P.SUMMARY,
         page=P.REPORT_PAGE,
+        accuracy_plot=P.ACCURACY_PLOT,
+        iwae_plot=P.IWAE_PLOT,
+    )
+    _cmd(
+        sub,
+        "dvc-yaml",
+        "write dvc.yaml from the Snakefile's DAG (with --check: fail, with a diff, if it has drifted)",
+        snakefile="Snakefile",
+        out="dvc.yaml",
+        check={"action": "store_true"},
+    )
+    _cmd(
+        sub,
+        "pull",
+        "dvc pull, then mark the restored outputs up to date for Snakemake (restored mtimes would rerun them)",
+        remote={"default": None, "help": "DVC remote name (default: the default remote)"},
+        cores={"type": int, "default": 1},
     )
     return ap
 
@@ -275,8 +309,18 @@ def run(args: argparse.Namespace, params: dict) -> None:  # noqa: C901 - a flat 
             },
             args.summary,
             args.page,
+            args.accuracy_plot,
+            args.iwae_plot,
         )
         print(page)
+    elif c == "pull":
+        from varreason.dvcsync import pull
+
+        raise SystemExit(pull(args.remote, cores=args.cores))
+    elif c == "dvc-yaml":
+        from varreason.dvcyaml import write_or_check
+
+        raise SystemExit(write_or_check(Path(args.snakefile), Path(args.params).parent, Path(args.out), args.check))
 
 
 def _redirect_output(path: str) -> None:

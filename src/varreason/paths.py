@@ -20,6 +20,8 @@ EVAL_SAMPLES = "data/eval/{model}.parquet"
 EVAL_METRICS = "metrics/eval/{model}.json"
 SUMMARY = "metrics/summary.json"
 REPORT_PAGE = "reports/summary.md"
+ACCURACY_PLOT = "reports/plots/accuracy.csv"
+IWAE_PLOT = "reports/plots/iwae_by_k.csv"
 
 ESTIMATORS = ("gml", "acc")
 BASELINES = ("sft", "rft")

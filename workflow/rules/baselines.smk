@@ -5,7 +5,16 @@ rule sample_initial:
     output:
         P.INITIAL_SAMPLES,
     params:
-        reads=params_of("seed", "sampling", "rollout.max_answer_tokens", "task.templates"),
+        reads=params_of(
+            "seed",
+            "sampling.k",
+            "sampling.initial_temperature",
+            "sampling.max_trace_tokens",
+            "sampling.batch_size",
+            "sampling.shards",
+            "rollout.max_answer_tokens",
+            "task.templates",
+        ),
     threads: T
     resources:
         **heavy(4000, 60),
@@ -29,7 +38,7 @@ rule baselines:
         model=directory(P.BASELINE_MODEL),
     params:
         reads=params_of("seed", "train_final", "select.mix_original", "task"),
-        samples=lambda w, input: f"--samples {' '.join(input.samples)}" if input.samples else "",
+        samples=lambda w, input: f" --samples {' '.join(input.samples)}" if input.samples else "",
     threads: T
     resources:
         **heavy(4000, 60),
@@ -39,5 +48,5 @@ rule baselines:
         "benchmarks/baselines-{baseline}.tsv"
     shell:
         "varreason --params params.yaml --threads {threads} --log {log} baselines --kind {wildcards.baseline}"
-        " --train {input.train} --initial {input.initial} {params.samples} --set-out {output.final_set}"
+        " --train {input.train} --initial {input.initial}{params.samples} --set-out {output.final_set}"
         " --set-metrics {output.metrics} --out {output.model}"

@@ -30,7 +30,10 @@ rule report:
     output:
         summary=P.SUMMARY,
         page=P.REPORT_PAGE,
+        accuracy_plot=P.ACCURACY_PLOT,
+        iwae_plot=P.IWAE_PLOT,
     log:
         "logs/report.log",
     shell:
         "varreason --params params.yaml --log {log} report --summary {output.summary} --page {output.page}"
+        " --accuracy-plot {output.accuracy_plot} --iwae-plot {output.iwae_plot}"

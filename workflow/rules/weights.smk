@@ -7,12 +7,13 @@ rule weights:
         metrics=P.WEIGHT_METRICS,
     params:
         reads=params_of("scoring", "sampling.k"),
-        rollouts=lambda w, input: f"--rollouts {' '.join(input.rollouts)}" if input.rollouts else "",
+        # with its leading space, so the command has no double space when there is none
+        rollouts=lambda w, input: f" --rollouts {' '.join(input.rollouts)}" if input.rollouts else "",
     log:
         "logs/weights-{estimator}.log",
     shell:
         "varreason --params params.yaml --log {log} weights --estimator {wildcards.estimator} --scored {input.scored}"
-        " {params.rollouts} --out {output.weights} --metrics {output.metrics}"
+        "{params.rollouts} --out {output.weights} --metrics {output.metrics}"
 
 
 rule build_final:

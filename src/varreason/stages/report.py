@@ -14,6 +14,13 @@ from varreason.io import write_json, write_text
 ORDER = ["initial", "sft", "rft", "vr-gml", "vr-acc"]
 
 
+def _csv(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    lines = [",".join(rows[0])] + [",".join(str(v) for v in r.values()) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def _fmt(x, digits: int = 2, pct: bool = False) -> str:
     if x is None:
         return "-"
@@ -30,6 +37,8 @@ def report(
     set_metrics: dict[str, str | Path],
     summary_out: str | Path,
     page_out: str | Path,
+    accuracy_plot: str | Path | None = None,
+    iwae_plot: str | Path | None = None,
 ) -> str:
     models = {name: _load(p) for name, p in eval_metrics.items()}
     weights = {name: _load(p) for name, p in weight_metrics.items()}
@@ -80,6 +89,16 @@ def report(
         f"Held-out accuracy in % on {n_q} questions (± one standard error of the greedy accuracy).\n\n"
         f"{table}\n\n## Importance weights\n\n" + "\n".join(wl) + "\n"
     )
+    if accuracy_plot:
+        rows = [{"model": n, **{c: models[n][c] for c in cols}} for n in names]
+        write_text(_csv(rows), accuracy_plot)
+    if iwae_plot:
+        rows = [
+            {"estimator": est, "k": int(k), "iwae_bound": b}
+            for est, w in weights.items()
+            for k, b in w.get("iwae_bound_by_k", {}).items()
+        ]
+        write_text(_csv(rows), iwae_plot)
     write_json({"models": models, "weights": weights, "training_sets": sets}, summary_out)
     write_text(page, page_out)
     return page

@@ -28,7 +28,9 @@ def shard_seed(seed: int, shard: int, stream: int) -> int:
     return (seed * 1_000_003 + shard * 10_007 + stream * 101) % (2**31)
 
 
-def _generate(model_dir, prompts_text: list[str], params: dict, seed: int, stop: str, max_new: int, desc: str):
+def _generate(
+    model_dir, prompts_text: list[str], params: dict, seed: int, stop: str, max_new: int, temperature: float, desc: str
+):
     model, tokenizer = load_model(model_dir)
     cfg = params["sampling"]
     prompt_ids = [tokenizer(p).input_ids for p in prompts_text]
@@ -40,7 +42,7 @@ def _generate(model_dir, prompts_text: list[str], params: dict, seed: int, stop:
         stop_ids=stop_ids,
         num_samples=cfg["k"],
         max_new_tokens=max_new,
-        temperature=cfg["temperature"],
+        temperature=temperature,
         seed=seed,
         batch_size=cfg["batch_size"],
         desc=desc,
@@ -65,6 +67,7 @@ def sample_posterior(
         seed,
         tpl.answer_delimiter,
         params["sampling"]["max_trace_tokens"],
+        params["sampling"]["temperature"],
         f"sample_posterior[{shard}]",
     )
     delim = tokenizer.convert_tokens_to_ids(tpl.answer_delimiter)
@@ -114,6 +117,7 @@ def sample_initial(
         shard_seed(params["seed"], shard, 2),
         "",
         max_new,
+        params["sampling"]["initial_temperature"],
         f"sample_initial[{shard}]",
     )
     rows = []

@@ -1,0 +1,156 @@
+"""Write ``dvc.yaml`` from the Snakemake DAG, so that the two can never drift apart.
+
+The Snakefile is the source of truth. Each Snakemake job becomes one DVC stage: a rule without
+wildcards keeps its name (``train_initial``); a job of a wildcard rule is named after the rule and
+its wildcard values, like its log file (``sample_posterior-0``, ``weights-gml``). A stage's
+``cmd`` is the job's shell command exactly as Snakemake formats it; ``deps`` are the job's inputs
+plus the source files its subcommand runs; ``params`` are the keys the rule declares with
+``params_of``; ``outs`` are the job's outputs, with trace corpora marked ``persist`` (DVC does not
+delete a finished shard before re-running its stage) and JSON metrics declared as ``metrics``.
+
+Simplification: the stage list follows ``sampling.shards``; after changing it, run
+``varreason dvc-yaml`` again (CI fails on a stale file with ``--check``).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from varreason.cli import STAGE_MODULES
+
+HEADER = (
+    "# Generated from the Snakefile by `varreason dvc-yaml`: do not edit by hand.\n"
+    "# CI runs `varreason dvc-yaml --check` and fails when this file and the Snakefile differ.\n"
+)
+# dvc.yaml's top-level plots: files the report rule writes, and how to draw them.
+PLOTS = [
+    {
+        "reports/plots/accuracy.csv": {
+            "x": "model",
+            "y": "greedy_acc",
+            "template": "bar_horizontal",
+            "title": "Held-out greedy accuracy",
+        }
+    },
+    {"reports/plots/iwae_by_k.csv": {"x": "k", "y": "iwae_bound", "title": "IWAE bound estimate vs K"}},
+]
+PERSIST_PREFIX = "data/traces/"
+
+
+def _imports(module: str) -> set[str]:
+    path = resources.files("varreason").joinpath(*module.split(".")[1:]).with_suffix(".py")
+    tree = ast.parse(Path(str(path)).read_text())
+    found = set()
+    # module-level imports only: the CLI imports each stage lazily inside its dispatch branch
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "varreason":
+            found |= {f"varreason.{a.name}" for a in node.names}  # from varreason import paths
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("varreason."):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("varreason.")}
+    return {m for m in found if m != "varreason"}
+
+
+def source_files(command: str, src_root: str = "src") -> list[str]:
+    """The package files a CLI subcommand runs: the CLI, its stage modules and their varreason imports."""
+    todo, seen = ["varreason.cli", *STAGE_MODULES[command]], set()
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(_imports(m) - seen)
+    return sorted(f"{src_root}/{m.replace('.', '/')}.py" for m in seen)
+
+
+def _subcommand(cmd: str) -> str:
+    words = cmd.split()
+    return next(w for w in words if w in STAGE_MODULES)
+
+
+def snakemake_jobs(snakefile: Path, workdir: Path) -> list:
+    """Every job of the full DAG (as if nothing had been run), from Snakemake's own API."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings()) as api:
+        workflow_api = api.workflow(
+            resource_settings=ResourceSettings(cores=1024),  # so {threads} is the rule's own value
+            snakefile=snakefile.resolve(),
+            workdir=workdir.resolve(),
+            config_settings=ConfigSettings(),
+        )
+        workflow_api.dag(dag_settings=DAGSettings(forceall=True))
+        workflow = workflow_api._workflow  # no public API lists jobs; printdag() does the same
+        workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True)
+        workflow._build_dag()
+        dag = workflow.dag
+        jobs = [j for j in dag.jobs if j.rule.shellcmd]
+        return [
+            {
+                "rule": j.rule.name,
+                "wildcards": dict(j.wildcards),
+                "cmd": j.shellcmd,
+                "input": [str(f) for f in j.input],
+                "output": [str(f) for f in j.output],
+                "params": list(j.params.get("reads", {}).keys()) if "reads" in j.params.keys() else [],
+                "upstream": sorted({d.rule.name for d in dag.dependencies[j]}),
+            }
+            for j in jobs
+        ]
+
+
+def stage_name(job: dict) -> str:
+    return "-".join([job["rule"], *job["wildcards"].values()])
+
+
+def build_dvc_yaml(snakefile: Path, workdir: Path) -> dict:
+    stages = {}
+    for job in sorted(snakemake_jobs(snakefile, workdir), key=stage_name):
+        outs, metrics = [], []
+        for out in job["output"]:
+            if out.startswith("metrics/") and out.endswith(".json"):
+                metrics.append({out: {"cache": False}})
+            elif out.startswith(PERSIST_PREFIX):
+                outs.append({out: {"persist": True}})
+            elif out.startswith("reports/"):
+                outs.append({out: {"cache": False}})
+            else:
+                outs.append(out)
+        stage = {
+            "cmd": job["cmd"],
+            "deps": [*job["input"], *source_files(_subcommand(job["cmd"]))],
+        }
+        if job["params"]:
+            stage["params"] = job["params"]
+        if outs:
+            stage["outs"] = outs
+        if metrics:
+            stage["metrics"] = metrics
+        stages[stage_name(job)] = stage
+    return {"stages": stages, "plots": PLOTS}
+
+
+def render(doc: dict) -> str:
+    return HEADER + yaml.safe_dump(doc, sort_keys=False, width=1000)
+
+
+def write_or_check(snakefile: Path, workdir: Path, out: Path, check: bool) -> int:
+    """Write ``out``; with ``check``, compare instead and return 1 (printing a diff) on drift."""
+    text = render(build_dvc_yaml(snakefile, workdir))
+    if not check:
+        out.write_text(text)
+        return 0
+    current = out.read_text() if out.exists() else ""
+    if current == text:
+        print(f"{out}: up to date with the Snakefile")
+        return 0
+    diff = difflib.unified_diff(current.splitlines(), text.splitlines(), str(out), "from the Snakefile", lineterm="")
+    print("\n".join(diff))
+    print(f"{out} has drifted from the Snakefile: run `varreason dvc-yaml` and commit the result")
+    return 1
