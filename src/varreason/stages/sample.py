@@ -23,6 +23,11 @@ def shard_rows(df: pd.DataFrame, shard: int, shards: int) -> pd.DataFrame:
     return df.iloc[shard::shards].reset_index(drop=True)
 
 
+def _shard_questions(params: dict, train_path: str | Path, shard: int) -> pd.DataFrame:
+    df = read_parquet(train_path, ["question_id", "question", "answer"])
+    return shard_rows(df, shard, params["sampling"]["shards"])
+
+
 def shard_seed(seed: int, shard: int, stream: int) -> int:
     """Distinct, stable seeds per (run seed, shard, stream)."""
     return (seed * 1_000_003 + shard * 10_007 + stream * 101) % (2**31)
@@ -54,9 +59,7 @@ def sample_posterior(
     params: dict, train_path: str | Path, posterior_dir: str | Path, shard: int, out: str | Path
 ) -> pd.DataFrame:
     """K traces per question of this shard from q(z | x, y'), stopped at the answer delimiter."""
-    df = shard_rows(
-        read_parquet(train_path, ["question_id", "question", "answer"]), shard, params["sampling"]["shards"]
-    )
+    df = _shard_questions(params, train_path, shard)
     tpl = templates_from_params(params["task"])
     prompts = [tpl.posterior(q, a) for q, a in zip(df["question"], df["answer"], strict=True)]
     seed = shard_seed(params["seed"], shard, 1)
@@ -104,9 +107,7 @@ def sample_initial(
     params: dict, train_path: str | Path, initial_dir: str | Path, shard: int, out: str | Path
 ) -> pd.DataFrame:
     """K full completions (trace, delimiter, answer) per question from pi_0, each verified."""
-    df = shard_rows(
-        read_parquet(train_path, ["question_id", "question", "answer"]), shard, params["sampling"]["shards"]
-    )
+    df = _shard_questions(params, train_path, shard)
     tpl = templates_from_params(params["task"])
     prompts = [tpl.reasoner(q) for q in df["question"]]
     max_new = params["sampling"]["max_trace_tokens"] + params["rollout"]["max_answer_tokens"] + 1
