@@ -29,8 +29,8 @@ validate_params(config, "params.yaml (with any --config overrides)")
 validate(config, "workflow/schemas/params.schema.yaml")
 
 SHARDS = list(range(config["sampling"]["shards"]))
-GPU = {"gpu": config["runtime"]["gpus"]} if config["runtime"]["gpus"] > 0 else {}
 T = config["runtime"]["threads"]
+GPU = {"gpu": config["runtime"]["gpus"], "cpus_per_gpu": T} if config["runtime"]["gpus"] > 0 else {}
 
 
 include: "workflow/rules/common.smk"
@@ -40,6 +40,15 @@ include: "workflow/rules/sample.smk"
 include: "workflow/rules/weights.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluate.smk"
+
+
+# Light rules run on the submitting host, not as cluster jobs.
+localrules:
+    all,
+    prepare,
+    weights,
+    build_final,
+    report,
 
 
 rule all:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,3 +27,17 @@ def tokenizer():
 @pytest.fixture(scope="session")
 def tiny_model(tokenizer):
     return build_tiny_qwen3(TINY, tokenizer, seed=0).eval()
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The whole DAG on the smoke preset, run locally with Snakemake: (work dir, console output)."""
+    work = tmp_path_factory.mktemp("smoke")
+    shutil.copy(REPO / "workflow" / "presets" / "smoke.yaml", work / "params.yaml")
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work), "--cores", "2"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return work, r.stdout + r.stderr

@@ -1,7 +1,6 @@
 """The whole DAG on the smoke preset, end to end, then checks on what it wrote."""
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -17,16 +16,8 @@ MODELS = ["initial", "sft", "rft", "vr-gml", "vr-acc"]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("smoke")
-    shutil.copy(REPO / "workflow" / "presets" / "smoke.yaml", work / "params.yaml")
-    r = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work), "--cores", "2"],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return work, r.stdout + r.stderr
+def run(smoke_run):
+    return smoke_run
 
 
 def test_every_model_is_evaluated_and_the_table_is_printed(run):

@@ -1,5 +1,6 @@
 """The DAG's shape: every stage is a rule, lint is clean, every rule logs, heavy rules declare resources."""
 
+import os
 import re
 import subprocess
 import sys
@@ -94,3 +95,26 @@ def test_gpu_resource_only_where_configured(tmp_path, gpus):
     )
     assert r.returncode == 0, r.stderr
     assert ("gpu=1" in r.stdout) == (gpus == 1)
+
+
+def test_install_profile_makes_a_bare_profile_name_work(tmp_path):
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    r = subprocess.run(
+        [sys.executable, "-m", "varreason.cli", "install-profile", "--partition", "gpu-a100", "--account", "lab"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    installed = (tmp_path / "snakemake" / "slurm" / "config.yaml").read_text()
+    assert "  slurm_partition: gpu-a100" in installed and "  slurm_account: lab" in installed
+    dry = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--profile", "slurm", "-n"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert "slurm_partition=gpu-a100" in dry.stdout and "slurm_account=lab" in dry.stdout

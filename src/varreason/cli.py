@@ -182,12 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
         remote={"default": None, "help": "DVC remote name (default: the default remote)"},
         cores={"type": int, "default": 1},
     )
+    _cmd(
+        sub,
+        "install-profile",
+        "install the SLURM profile where Snakemake finds `--profile slurm` (~/.config/snakemake/slurm)",
+        source={"default": "workflow/profiles/slurm", "help": "the shipped profile folder"},
+        partition={"default": None, "help": "your cluster's partition for GPU jobs"},
+        account={"default": None, "help": "your SLURM account"},
+        dest={"default": None, "help": "install here instead ($XDG_CONFIG_HOME/snakemake/slurm)"},
+    )
     return ap
 
 
 def run(args: argparse.Namespace, params: dict) -> None:  # noqa: C901 - a flat dispatch table
     c = args.command
-    k = params["sampling"]["shards"]
+    k = params["sampling"]["shards"] if params else 0
     if c == "prepare":
         from varreason.stages.prepare import prepare
 
@@ -313,6 +322,11 @@ def run(args: argparse.Namespace, params: dict) -> None:  # noqa: C901 - a flat 
             args.iwae_plot,
         )
         print(page)
+    elif c == "install-profile":
+        from varreason.profile import install_profile
+
+        out = install_profile(args.source, args.partition, args.account, args.dest)
+        print(f"installed {out}/config.yaml: `snakemake --profile slurm` now uses it")
     elif c == "pull":
         from varreason.dvcsync import pull
 
@@ -339,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.log:
         _redirect_output(args.log)
     try:
+        if args.command == "install-profile":  # needs no params file
+            run(args, {})
+            return 0
         params = load_params(args.params)
         if args.command == "validate-params":
             print(f"{args.params}: ok")

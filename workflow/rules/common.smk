@@ -12,7 +12,7 @@ def shard_paths(pattern):
 
 
 def heavy(mem_mb, runtime):
-    """Resources of a model-running rule: memory, minutes, and a GPU where one is configured."""
+    """Resources of a model-running rule: memory, minutes, and GPUs (with CPUs per GPU) where configured."""
     return dict(mem_mb=mem_mb, runtime=runtime, **GPU)
 
 

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# A single-node SLURM cluster on localhost (Debian's slurm-wlm and munge), to try the cluster path
+# on one machine and to test it. Needs root (the daemons and /etc/slurm/slurm.conf).
+#
+#   scripts/local-slurm.sh install        apt-get install slurm-wlm munge (if missing)
+#   scripts/local-slurm.sh start [DIR]    write the config, start munged, slurmctld, slurmd; wait for idle
+#   scripts/local-slurm.sh stop [DIR]     stop the daemons by the PID files they wrote
+#   scripts/local-slurm.sh status [DIR]
+#
+# DIR (default /tmp/varreason-slurm) holds state, spool, logs and PID files. The partition is `debug`.
+# Facts behind the choices: ../shared/notes/slurm-on-localhost.md (why /etc/slurm, -N localhost, ...).
+set -euo pipefail
+
+cmd=${1:-}
+DIR=$(realpath -m "${2:-/tmp/varreason-slurm}")
+CONF=/etc/slurm/slurm.conf
+
+die() { echo "local-slurm: $*" >&2; exit 1; }
+need_root() { [ "$(id -u)" = 0 ] || die "needs root (daemons and $CONF)"; }
+
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+  local limit=$1 what=$2; shift 2
+  for _ in $(seq 1 $((limit * 5))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  die "timed out after ${limit}s waiting for $what (logs: $DIR/log)"
+}
+
+node_idle() { sinfo -h -o %T | grep -qx idle; }
+
+install() {
+  need_root
+  if command -v slurmctld >/dev/null && command -v munged >/dev/null; then
+    echo "local-slurm: slurm-wlm and munge already installed"; return 0
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null
+}
+
+write_conf() {
+  local cpus mem
+  cpus=$(nproc)
+  mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 8 / 10 ))
+  mkdir -p "$DIR"/{state,spool,log} /etc/slurm
+  cat > "$CONF" <<CONF
+# Written by varreason scripts/local-slurm.sh: a one-node cluster on localhost.
+ClusterName=local
+SlurmctldHost=localhost
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+SchedulerType=sched/backfill
+ReturnToService=2
+# keep finished jobs visible to squeue, which the test profile polls (no accounting here)
+MinJobAge=600
+StateSaveLocation=$DIR/state
+SlurmdSpoolDir=$DIR/spool
+SlurmctldPidFile=$DIR/slurmctld.pid
+SlurmdPidFile=$DIR/slurmd.pid
+SlurmctldLogFile=$DIR/log/slurmctld.log
+SlurmdLogFile=$DIR/log/slurmd.log
+NodeName=localhost CPUs=$cpus RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+CONF
+}
+
+start() {
+  need_root
+  command -v slurmctld >/dev/null || die "slurm-wlm is not installed: run '$0 install'"
+  write_conf
+  mkdir -p /run/munge && chown munge:munge /run/munge
+  if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+    runuser -u munge -- /usr/sbin/munged
+    wait_for 10 munged sh -c 'munge -n | unmunge'
+    cp /run/munge/munged.pid "$DIR/munged.pid"  # ours to stop; a munged already running is left alone
+  fi
+  slurmctld
+  wait_for 20 slurmctld test -s "$DIR/slurmctld.pid"
+  slurmd -N localhost
+  wait_for 30 "the node to be idle" node_idle
+  echo "local-slurm: up (partition debug, $(nproc) CPUs); state in $DIR"
+}
+
+stop_pid() {  # stop_pid NAME PIDFILE
+  local pidfile=$2 pid
+  [ -s "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    echo "local-slurm: stopped $1 ($pid)"
+  fi
+  rm -f "$pidfile"
+}
+
+stop() {
+  stop_pid slurmd "$DIR/slurmd.pid"
+  stop_pid slurmctld "$DIR/slurmctld.pid"
+  stop_pid munged "$DIR/munged.pid"
+}
+
+case "$cmd" in
+  install) install ;;
+  start) start ;;
+  stop) stop ;;
+  status) sinfo; squeue ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
+esac
