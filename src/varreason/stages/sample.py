@@ -55,6 +55,20 @@ def _generate(
     return tokenizer, prompt_ids, samples
 
 
+def _identity(df: pd.DataFrame, prompts: list[str], s, shard: int) -> dict:
+    """The columns that say where a sample came from (both corpora start with them)."""
+    i = s.prompt_index
+    return {
+        "question_id": df["question_id"][i],
+        "sample_index": s.sample_index,
+        "seed": s.seed,
+        "shard": shard,
+        "question": df["question"][i],
+        "answer": df["answer"][i],
+        "prompt": prompts[i],
+    }
+
+
 def sample_posterior(
     params: dict, train_path: str | Path, posterior_dir: str | Path, shard: int, out: str | Path
 ) -> pd.DataFrame:
@@ -80,13 +94,7 @@ def sample_posterior(
         body = ids[:-1] if s.finish_reason == "stop" else ids
         rows.append(
             {
-                "question_id": df["question_id"][s.prompt_index],
-                "sample_index": s.sample_index,
-                "seed": s.seed,
-                "shard": shard,
-                "question": df["question"][s.prompt_index],
-                "answer": df["answer"][s.prompt_index],
-                "prompt": prompts[s.prompt_index],
+                **_identity(df, prompts, s, shard),
                 "trace": tokenizer.decode(body, skip_special_tokens=True),
                 "trace_token_ids": ids,
                 # "stop" only when the trace ended at the answer delimiter (EOS before it is malformed)
@@ -128,13 +136,7 @@ def sample_initial(
         reference = df["answer"][s.prompt_index]
         rows.append(
             {
-                "question_id": df["question_id"][s.prompt_index],
-                "sample_index": s.sample_index,
-                "seed": s.seed,
-                "shard": shard,
-                "question": df["question"][s.prompt_index],
-                "answer": reference,
-                "prompt": prompts[s.prompt_index],
+                **_identity(df, prompts, s, shard),
                 "completion": text,
                 "completion_token_ids": s.token_ids,
                 "trace": text.split(tpl.answer_delimiter, 1)[0],
