@@ -89,8 +89,7 @@ def snakemake_jobs(snakefile: Path, workdir: Path) -> list:
         workflow = workflow_api._workflow  # no public API lists jobs; printdag() does the same
         workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True)
         workflow._build_dag()
-        dag = workflow.dag
-        jobs = [j for j in dag.jobs if j.rule.shellcmd]
+        jobs = [j for j in workflow.dag.jobs if j.rule.shellcmd]
         return [
             {
                 "rule": j.rule.name,
@@ -98,8 +97,7 @@ def snakemake_jobs(snakefile: Path, workdir: Path) -> list:
                 "cmd": j.shellcmd,
                 "input": [str(f) for f in j.input],
                 "output": [str(f) for f in j.output],
-                "params": list(j.params.get("reads", {}).keys()) if "reads" in j.params.keys() else [],
-                "upstream": sorted({d.rule.name for d in dag.dependencies[j]}),
+                "params": list(j.params.get("reads", {})),
             }
             for j in jobs
         ]

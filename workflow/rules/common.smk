@@ -19,8 +19,8 @@ def heavy(mem_mb, runtime):
 def params_of(*keys):
     """The params.yaml values a rule reads, by dotted key.
 
-    Snakemake reruns a job when one of them changes; scripts/dvc_yaml.py lists the same keys as
-    the stage's `params` in dvc.yaml.
+    Snakemake reruns a job when one of them changes; `varreason dvc-yaml` (src/varreason/dvcyaml.py)
+    lists the same keys as the stage's `params` in dvc.yaml.
     """
     values = {}
     for key in keys:
