@@ -12,7 +12,7 @@ import sys
 from snakemake.utils import min_version, validate
 
 from varreason import paths as P
-from varreason.params import validate_params
+from varreason.params import load_params_file, overrides_between, validate_params
 
 min_version("9.0")
 
@@ -40,6 +40,8 @@ include: "workflow/rules/sample.smk"
 include: "workflow/rules/weights.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/claims_common.smk"
+include: "workflow/rules/claims.smk"
 
 
 # Light rules run on the submitting host, not as cluster jobs.
@@ -49,6 +51,11 @@ localrules:
     weights,
     build_final,
     report,
+    claims,
+    claims_prepare,
+    claims_weights,
+    claims_build,
+    claims_report,
 
 
 rule all:
@@ -56,6 +63,13 @@ rule all:
         P.SUMMARY,
         P.REPORT_PAGE,
     default_target: True
+
+
+# `snakemake claims`: every arm once per seed of params claims.seeds, and the claims report
+rule claims:
+    input:
+        VC.REPORT_JSON,
+        VC.REPORT_PAGE,
 
 
 onsuccess:

@@ -1,3 +1,7 @@
+import collections
+import itertools
+import re
+
 from varreason.task import (
     Templates,
     chain_answer,
@@ -58,3 +62,36 @@ def test_only_the_posterior_prompt_contains_the_reference_answer():
         assert r["answer"] in hinted and hinted.startswith(plain[:-1])
         # the reasoner prompt is the question alone: the answer can only appear inside the question text
         assert plain == f"Q{r['question']}T"
+
+
+def _independent_answer(question: str, modulus: int) -> str:
+    """A second evaluator: the running sums of the signed operands, reduced mod p at the end."""
+    terms = [int(t) for t in re.findall(r"[+-]?\d", question)]
+    running = list(itertools.accumulate(terms))[1:]
+    values = [v % modulus for v in running]
+    return f"{values[-1]}{max(values)}"
+
+
+def test_answers_agree_with_an_independent_evaluator():
+    rows = generate_questions(2000, seed=11, modulus=10, min_ops=2, max_ops=4, max_merge=3, prefix="t")
+    assert all(r["answer"] == _independent_answer(r["question"], 10) for r in rows)
+    # two tokens, spread out: the best constant guess ("99": the final value is the largest) gets ~11%,
+    # a guess drawn from the answers' own distribution ~3.5%
+    counts = collections.Counter(r["answer"] for r in rows)
+    assert all(len(a) == 2 for a in counts) and len(counts) > 40
+    assert counts.most_common(1)[0][1] / len(rows) < 0.12
+    assert sum((c / len(rows)) ** 2 for c in counts.values()) < 0.05
+
+
+def test_no_operation_collapses_states_so_a_wrong_step_changes_the_final_value():
+    rows = generate_questions(500, seed=12, modulus=10, min_ops=2, max_ops=4, max_merge=3, prefix="t")
+    for r in rows:
+        start, ops = parse_question(r["question"])
+        for sign, a in ops:
+            # each operation is a permutation of Z_p: no two values land on the same result
+            assert sorted(chain_values(x, [(sign, a)], 10)[0] for x in range(10)) == list(range(10))
+        values = chain_values(start, ops, 10)
+        for i in range(len(ops) - 1):
+            for wrong in set(range(10)) - {values[i]}:
+                # a trace that writes a wrong value at step i and continues correctly from it
+                assert chain_values(wrong, ops[i + 1 :], 10)[-1] != values[-1]

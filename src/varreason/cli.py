@@ -30,6 +30,8 @@ STAGE_MODULES = {
     "baselines": ["varreason.stages.build", "varreason.stages.train"],
     "evaluate": ["varreason.stages.evaluate"],
     "report": ["varreason.stages.report"],
+    "update-posterior": ["varreason.stages.train"],
+    "claims-report": ["varreason.stages.claims_report"],
 }
 
 
@@ -54,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--log",
         default=None,
         help="write stdout and stderr (progress bars included) to this file; its folder is created",
+    )
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one param by dotted key (repeatable), e.g. --set seed=3 --set select.mode=argmax",
     )
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: params runtime.threads)")
     sub = ap.add_subparsers(dest="command", required=True, metavar="STAGE")
@@ -166,6 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
         page=P.REPORT_PAGE,
         accuracy_plot=P.ACCURACY_PLOT,
         iwae_plot=P.IWAE_PLOT,
+    )
+    _cmd(
+        sub,
+        "update-posterior",
+        "round two: fine-tune q on its own traces weighted by rho~ (forward KL), for the claims run",
+        weights={"required": True, "help": "a weights table (stage weights) of q's traces"},
+        posterior=P.POSTERIOR_MODEL,
+        out={"required": True},
+    )
+    _cmd(
+        sub,
+        "claims-report",
+        "the claims report across seeds: intervals, paired tests, difficulty bins, ablations",
+        seeds={"type": int, "nargs": "+", "default": None, "help": "default: params claims.seeds"},
+        root={"default": "claims", "help": "folder holding seed-N/ of each seed"},
+        json={"default": "claims/claims.json"},
+        page={"default": "claims/claims.md"},
     )
     _cmd(
         sub,
@@ -322,6 +349,14 @@ def run(args: argparse.Namespace, params: dict) -> None:  # noqa: C901 - a flat 
             args.iwae_plot,
         )
         print(page)
+    elif c == "update-posterior":
+        from varreason.stages.train import update_posterior
+
+        update_posterior(params, args.weights, args.posterior, args.out)
+    elif c == "claims-report":
+        from varreason.stages.claims_report import claims_report
+
+        print(claims_report(params, args.seeds or params["claims"]["seeds"], args.root, args.json, args.page))
     elif c == "install-profile":
         from varreason.profile import install_profile
 
@@ -356,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "install-profile":  # needs no params file
             run(args, {})
             return 0
-        params = load_params(args.params)
+        params = load_params(args.params, args.overrides)
         if args.command == "validate-params":
             print(f"{args.params}: ok")
             return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -49,7 +51,50 @@ def validate_params(params: dict, source: str = "params") -> dict:
     return params
 
 
-def load_params(path: str | Path = "params.yaml") -> dict:
+def apply_overrides(params: dict, overrides: list[str], source: str = "--set") -> dict:
+    """A copy of ``params`` with ``KEY=VALUE`` overrides applied (dotted keys, values parsed as YAML).
+
+    The claims runs use this to change the seed or a selection rule per job without a params file each.
+    An unknown key is an error here, before the schema sees it, so the message names the override.
+    """
+    out = copy.deepcopy(params)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ParamsError(f"{source} {item!r}: expected KEY=VALUE, e.g. seed=3 or select.mode=argmax")
+        *parents, leaf = key.split(".")
+        node = out
+        for i, part in enumerate(parents):
+            if not isinstance(node.get(part), dict):
+                raise ParamsError(f"{source} {item!r}: {'.'.join(parents[: i + 1])} is not a section of the params")
+            node = node[part]
+        if leaf not in node:
+            raise ParamsError(f"{source} {item!r}: unknown key {key!r}")
+        try:
+            node[leaf] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ParamsError(f"{source} {item!r}: value is not valid YAML: {e}") from e
+    return out
+
+
+def overrides_between(base: dict, changed: dict, prefix: str = "") -> list[str]:
+    """``key=value`` items (dotted keys, JSON values) that turn ``base`` into ``changed``."""
+    out = []
+    for key, value in changed.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            out += overrides_between(base[key], value, dotted + ".")
+        elif key not in base or base[key] != value:
+            out.append(f"{dotted}={json.dumps(value)}")
+    return out
+
+
+def load_params_file(path: str | Path) -> dict:
+    """The raw YAML mapping of a params file (no validation)."""
+    return yaml.safe_load(Path(path).read_text())
+
+
+def load_params(path: str | Path = "params.yaml", overrides: list[str] = ()) -> dict:
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path}: params file not found")
@@ -59,4 +104,7 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         raise ParamsError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(params, dict):
         raise ParamsError(f"{path}: expected a mapping of parameters at the top level")
+    if overrides:
+        params = apply_overrides(params, list(overrides))
+        return validate_params(params, f"{path} with --set {' '.join(overrides)}")
     return validate_params(params, str(path))

@@ -5,6 +5,7 @@ rule sample_initial:
     output:
         P.INITIAL_SAMPLES,
     params:
+        set=SET,
         reads=params_of(
             "seed",
             "sampling.k",
@@ -23,7 +24,7 @@ rule sample_initial:
     benchmark:
         "benchmarks/sample_initial-{shard}.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} --log {log} sample-initial --train {input.train}"
+        "varreason --params params.yaml{params.set} --threads {threads} --log {log} sample-initial --train {input.train}"
         " --initial {input.initial} --shard {wildcards.shard} --out {output}"
 
 
@@ -37,6 +38,7 @@ rule baselines:
         metrics=P.BASELINE_SET_METRICS,
         model=directory(P.BASELINE_MODEL),
     params:
+        set=SET,
         reads=params_of("seed", "train_final", "select.mix_original", "task"),
         samples=lambda w, input: f" --samples {' '.join(input.samples)}" if input.samples else "",
     threads: T
@@ -47,6 +49,6 @@ rule baselines:
     benchmark:
         "benchmarks/baselines-{baseline}.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} --log {log} baselines --kind {wildcards.baseline}"
+        "varreason --params params.yaml{params.set} --threads {threads} --log {log} baselines --kind {wildcards.baseline}"
         " --train {input.train} --initial {input.initial}{params.samples} --set-out {output.final_set}"
         " --set-metrics {output.metrics} --out {output.model}"

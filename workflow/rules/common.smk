@@ -7,6 +7,11 @@ wildcard_constraints:
     shard=r"\d+",
 
 
+# `--config key=value` on the Snakemake command line reaches every stage as `--set` overrides,
+# so the CLI (which reads params.yaml itself) runs with what Snakemake validated.
+SET = "".join(f" --set {shlex.quote(o)}" for o in overrides_between(load_params_file("params.yaml"), config))
+
+
 def shard_paths(pattern):
     return [pattern.format(shard=s) for s in SHARDS]
 

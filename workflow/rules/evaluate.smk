@@ -6,6 +6,7 @@ rule evaluate:
         samples=P.EVAL_SAMPLES,
         metrics=P.EVAL_METRICS,
     params:
+        set=SET,
         reads=params_of("seed", "evaluate", "task"),
     wildcard_constraints:
         model="|".join(P.EVAL_MODELS),
@@ -17,7 +18,7 @@ rule evaluate:
     benchmark:
         "benchmarks/evaluate-{model}.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} --log {log} evaluate --name {wildcards.model}"
+        "varreason --params params.yaml{params.set} --threads {threads} --log {log} evaluate --name {wildcards.model}"
         " --model {input.model} --test {input.test} --out {output.samples} --metrics {output.metrics}"
 
 
@@ -32,8 +33,10 @@ rule report:
         page=P.REPORT_PAGE,
         accuracy_plot=P.ACCURACY_PLOT,
         iwae_plot=P.IWAE_PLOT,
+    params:
+        set=SET,
     log:
         "logs/report.log",
     shell:
-        "varreason --params params.yaml --log {log} report --summary {output.summary} --page {output.page}"
+        "varreason --params params.yaml{params.set} --log {log} report --summary {output.summary} --page {output.page}"
         " --accuracy-plot {output.accuracy_plot} --iwae-plot {output.iwae_plot}"

@@ -3,8 +3,9 @@ rule prepare:
         train=P.PREPARED_TRAIN,
         test=P.PREPARED_TEST,
     params:
+        set=SET,
         reads=params_of("seed", "task"),
     log:
         "logs/prepare.log",
     shell:
-        "varreason --params params.yaml --log {log} prepare --train-out {output.train} --test-out {output.test}"
+        "varreason --params params.yaml{params.set} --log {log} prepare --train-out {output.train} --test-out {output.test}"

@@ -5,6 +5,7 @@ rule sample_posterior:
     output:
         P.POSTERIOR_TRACES,
     params:
+        set=SET,
         reads=params_of("seed", "sampling", "task.templates"),
     threads: T
     resources:
@@ -14,7 +15,7 @@ rule sample_posterior:
     benchmark:
         "benchmarks/sample_posterior-{shard}.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} --log {log} sample-posterior --train {input.train}"
+        "varreason --params params.yaml{params.set} --threads {threads} --log {log} sample-posterior --train {input.train}"
         " --posterior {input.posterior} --shard {wildcards.shard} --out {output}"
 
 
@@ -26,6 +27,7 @@ rule score:
     output:
         P.SCORED_TRACES,
     params:
+        set=SET,
         reads=params_of("scoring", "task.templates"),
     threads: T
     resources:
@@ -35,7 +37,7 @@ rule score:
     benchmark:
         "benchmarks/score-{shard}.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} --log {log} score --traces {input.traces}"
+        "varreason --params params.yaml{params.set} --threads {threads} --log {log} score --traces {input.traces}"
         " --initial {input.initial} --posterior {input.posterior} --out {output}"
 
 
@@ -46,6 +48,7 @@ rule rollout:
     output:
         P.ROLLOUTS,
     params:
+        set=SET,
         reads=params_of("seed", "rollout", "task.templates"),
     threads: T
     resources:
@@ -55,5 +58,5 @@ rule rollout:
     benchmark:
         "benchmarks/rollout-{shard}.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} --log {log} rollout --traces {input.traces}"
+        "varreason --params params.yaml{params.set} --threads {threads} --log {log} rollout --traces {input.traces}"
         " --initial {input.initial} --shard {wildcards.shard} --out {output}"

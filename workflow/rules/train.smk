@@ -4,6 +4,7 @@ rule train_initial:
     output:
         directory(P.INITIAL_MODEL),
     params:
+        set=SET,
         reads=params_of("seed", "model", "train_initial", "task.templates"),
     threads: T
     resources:
@@ -13,7 +14,7 @@ rule train_initial:
     benchmark:
         "benchmarks/train_initial.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} --log {log} train-initial --train {input.train}"
+        "varreason --params params.yaml{params.set} --threads {threads} --log {log} train-initial --train {input.train}"
         " --out {output}"
 
 
@@ -24,6 +25,7 @@ rule train_posterior:
     output:
         directory(P.POSTERIOR_MODEL),
     params:
+        set=SET,
         reads=params_of("seed", "model", "train_posterior", "task.templates"),
     threads: T
     resources:
@@ -33,7 +35,7 @@ rule train_posterior:
     benchmark:
         "benchmarks/train_posterior.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} --log {log} train-posterior --train {input.train}"
+        "varreason --params params.yaml{params.set} --threads {threads} --log {log} train-posterior --train {input.train}"
         " --initial {input.initial} --out {output}"
 
 
@@ -44,6 +46,7 @@ rule train_final:
     output:
         directory(P.FINAL_MODEL),
     params:
+        set=SET,
         reads=params_of("seed", "train_final"),
     threads: T
     resources:
@@ -53,5 +56,5 @@ rule train_final:
     benchmark:
         "benchmarks/train_final-{estimator}.tsv"
     shell:
-        "varreason --params params.yaml --threads {threads} --log {log} train-final --estimator {wildcards.estimator}"
+        "varreason --params params.yaml{params.set} --threads {threads} --log {log} train-final --estimator {wildcards.estimator}"
         " --final-set {input.final_set} --initial {input.initial} --out {output}"

@@ -6,13 +6,14 @@ rule weights:
         weights=P.WEIGHTED_TRACES,
         metrics=P.WEIGHT_METRICS,
     params:
+        set=SET,
         reads=params_of("scoring", "sampling.k"),
         # with its leading space, so the command has no double space when there is none
         rollouts=lambda w, input: f" --rollouts {' '.join(input.rollouts)}" if input.rollouts else "",
     log:
         "logs/weights-{estimator}.log",
     shell:
-        "varreason --params params.yaml --log {log} weights --estimator {wildcards.estimator} --scored {input.scored}"
+        "varreason --params params.yaml{params.set} --log {log} weights --estimator {wildcards.estimator} --scored {input.scored}"
         "{params.rollouts} --out {output.weights} --metrics {output.metrics}"
 
 
@@ -25,10 +26,11 @@ rule build_final:
         final_set=P.FINAL_SET,
         metrics=P.FINAL_SET_METRICS,
     params:
+        set=SET,
         reads=params_of("select", "task"),
     log:
         "logs/build_final-{estimator}.log",
     shell:
-        "varreason --params params.yaml --log {log} build-final --estimator {wildcards.estimator}"
+        "varreason --params params.yaml{params.set} --log {log} build-final --estimator {wildcards.estimator}"
         " --weights {input.weights} --train {input.train} --initial {input.initial} --out {output.final_set}"
         " --metrics {output.metrics}"

@@ -72,10 +72,17 @@ def _identity(df: pd.DataFrame, prompts: list[str], s, shard: int) -> dict:
 def sample_posterior(
     params: dict, train_path: str | Path, posterior_dir: str | Path, shard: int, out: str | Path
 ) -> pd.DataFrame:
-    """K traces per question of this shard from q(z | x, y'), stopped at the answer delimiter."""
+    """K traces per question of this shard from q(z | x, y'), stopped at the answer delimiter.
+
+    With ``sampling.hint`` false the prompt is the reasoner's (no answer): given pi_0 as the
+    "posterior", that samples pi_0's own traces, and the log-ratio of every trace is exactly zero.
+    """
     df = _shard_questions(params, train_path, shard)
     tpl = templates_from_params(params["task"])
-    prompts = [tpl.posterior(q, a) for q, a in zip(df["question"], df["answer"], strict=True)]
+    if params["sampling"]["hint"]:
+        prompts = [tpl.posterior(q, a) for q, a in zip(df["question"], df["answer"], strict=True)]
+    else:
+        prompts = [tpl.reasoner(q) for q in df["question"]]
     seed = shard_seed(params["seed"], shard, 1)
     tokenizer, prompt_ids, samples = _generate(
         posterior_dir,

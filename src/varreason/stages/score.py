@@ -31,24 +31,33 @@ def score(
     bs = params["scoring"]["batch_size"]
     traces = [list(t) for t in df["trace_token_ids"]]
 
-    q_model, q_tok = load_model(posterior_dir)
-    q_prompts = [q_tok(p).input_ids for p in df["prompt"]]
-    posterior_logps = score_completions(q_model, q_prompts, traces, q_tok.pad_token_id, bs)
-    del q_model
-
     pi_model, pi_tok = load_model(initial_dir)
     pi_prompts = [pi_tok(tpl.reasoner(q)).input_ids for q in df["question"]]
-    prior_logps = score_completions(pi_model, pi_prompts, traces, pi_tok.pad_token_id, bs)
-
     ok = (df["finish_reason"] == "stop").tolist()
     answer_ids = [pi_tok(a).input_ids for a in df["answer"]]
-    idx = [i for i, good in enumerate(ok) if good]
-    scored = score_completions(
-        pi_model, [pi_prompts[i] + traces[i] for i in idx], [answer_ids[i] for i in idx], pi_tok.pad_token_id, bs
+    # one pass of pi_0 over trace + answer gives both: a causal model's trace log-probs do not
+    # depend on the tokens after them
+    both = score_completions(
+        pi_model,
+        pi_prompts,
+        [t + a if good else t for t, a, good in zip(traces, answer_ids, ok, strict=True)],
+        pi_tok.pad_token_id,
+        bs,
     )
-    answer_logps: list[list[float]] = [[] for _ in ok]
-    for i, lp in zip(idx, scored, strict=True):
-        answer_logps[i] = lp
+    prior_logps = [lp[: len(t)] for lp, t in zip(both, traces, strict=True)]
+    answer_logps = [lp[len(t) :] if good else [] for lp, t, good in zip(both, traces, ok, strict=True)]
+    del pi_model
+
+    q_prompts_text = df["prompt"].tolist()
+    if Path(posterior_dir).resolve() == Path(initial_dir).resolve() and q_prompts_text == [
+        tpl.reasoner(q) for q in df["question"]
+    ]:
+        # the proposal is pi_0 itself (no-hint ablation): q's pass would repeat pi_0's exactly
+        posterior_logps = prior_logps
+    else:
+        q_model, q_tok = load_model(posterior_dir)
+        q_prompts = [q_tok(p).input_ids for p in q_prompts_text]
+        posterior_logps = score_completions(q_model, q_prompts, traces, q_tok.pad_token_id, bs)
 
     out_df = df.assign(
         prior_logps=prior_logps,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -72,6 +73,29 @@ def train_posterior(params: dict, train_path: str | Path, initial_dir: str | Pat
     ]
     model.train()
     return _train(model, tokenizer, examples, cfg, params["seed"] + 1, out_dir, "train_posterior")
+
+
+def update_posterior(
+    params: dict, weights_path: str | Path, posterior_dir: str | Path, out_dir: str | Path
+) -> list[dict]:
+    """Round two: q <- q + a forward-KL step, weighted SFT on q's own traces weighted by rho~.
+
+    KL(p(z|x,y) || q) is minimised by maximising E_p[log q(z|x,y')], estimated with the
+    self-normalised weights rho~ of the round-one samples; traces of zero weight drop out.
+    """
+    df = read_parquet(weights_path, ["question", "answer", "trace_token_ids", "log_weight", "weight"])
+    live = df[np.isfinite(df["log_weight"]) & (df["weight"] > 0)]
+    if live.empty:
+        raise InputError(f"{weights_path}: no trace has a positive weight; nothing to update q with")
+    model, tokenizer = load_model(posterior_dir)
+    tpl = templates_from_params(params["task"])
+    examples = [
+        Example(tokenizer(tpl.posterior(q, a)).input_ids, [int(t) for t in z], float(w))
+        for q, a, z, w in zip(live["question"], live["answer"], live["trace_token_ids"], live["weight"], strict=True)
+    ]
+    model.train()
+    cfg = params["update_posterior"]
+    return _train(model, tokenizer, examples, cfg, params["seed"] + 3, out_dir, "update_posterior")
 
 
 def final_examples(df: pd.DataFrame, tokenizer, source: str | Path) -> list[Example]:

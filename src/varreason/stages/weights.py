@@ -82,9 +82,16 @@ def weight_stats(df: pd.DataFrame, k: int) -> dict:
     finite = np.isfinite(df["log_weight"])
     live = g["log_weight"].apply(lambda s: np.isfinite(s).any())
     bounds = [iwae_bound_by_k(s.to_numpy()) for _, s in g["log_weight"] if np.isfinite(s).any()]
-    # mean over questions of the subset-averaged bound, for each k a question has samples for
+    # per k: the mean over questions of the subset-averaged bound, among questions where it is finite
+    # (a size-k subset whose weights are all zero makes it -inf: e.g. Acc with no correct rollout);
+    # the share of questions where it is finite says how much that filter hides
     ks = sorted({j for b in bounds for j in b})
-    by_k = {str(j): float(np.mean([b[j] for b in bounds if j in b])) for j in ks}
+    by_k, finite_k = {}, {}
+    for j in ks:
+        vals = np.array([b[j] for b in bounds if j in b])
+        ok = np.isfinite(vals)
+        by_k[str(j)] = float(vals[ok].mean()) if ok.any() else None
+        finite_k[str(j)] = float(ok.mean())
     return {
         "n_questions": int(g.ngroups),
         "n_traces": len(df),
@@ -96,4 +103,5 @@ def weight_stats(df: pd.DataFrame, k: int) -> dict:
         "log_likelihood_mean": float(df["log_likelihood"][finite].mean()) if finite.any() else None,
         "iwae_bound_mean": float(g["iwae_bound"].first()[live].mean()) if live.any() else None,
         "iwae_bound_by_k": by_k,
+        "iwae_bound_finite_frac_by_k": finite_k,
     }
