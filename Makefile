@@ -5,11 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CORES ?= 2
 
-.PHONY: run test lint dvc-yaml pull help
+.PHONY: run test claims lint dvc-yaml pull help
 
 help:
 	@echo "make run    run the whole pipeline on params.yaml (embedded default) with $(CORES) cores"
 	@echo "make test   lint, unit tests and a smoke run of the whole DAG"
+	@echo "make claims every arm, baseline and ablation for each seed of params claims.seeds, and the claims report"
 	@echo "make lint   ruff and snakemake --lint"
 	@echo "make dvc-yaml  regenerate dvc.yaml from the Snakefile (after editing rules or sampling.shards)"
 	@echo "make pull   dvc pull, then mark the restored outputs up to date for Snakemake"
@@ -22,6 +23,9 @@ $(VENV)/.installed: pyproject.toml
 
 run: $(VENV)/.installed
 	$(VENV)/bin/snakemake --cores $(CORES)
+
+claims: $(VENV)/.installed
+	$(VENV)/bin/snakemake --cores $(CORES) claims
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

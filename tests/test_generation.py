@@ -61,3 +61,45 @@ def test_greedy_is_the_same_batched_with_left_padding_or_alone(tiny_model, token
     for i, p in enumerate(prompts):
         alone = sample(tiny_model, [p], batch_size=1, **kw)
         assert alone[0].token_ids == batched[i].token_ids
+
+
+def test_shared_prefill_gives_the_samples_of_plain_generate(tiny_model, tokenizer):
+    # the prompt goes through the model once and its KV cache is repeated per sample; the samples
+    # must be those of transformers' generate with num_return_sequences (which repeats the prompt)
+    from transformers import GenerationConfig
+
+    from varreason.logprobs import pad_batch
+
+    prompts = _prompts(tokenizer)
+    ids, mask = pad_batch(prompts, tokenizer.pad_token_id, "left")
+    config = dict(
+        do_sample=True,
+        temperature=1.0,
+        top_k=None,
+        top_p=None,
+        max_new_tokens=6,
+        eos_token_id=[tokenizer.eos_token_id],
+        pad_token_id=tokenizer.pad_token_id,
+        return_dict_in_generate=True,
+        output_logits=True,
+    )
+    torch.manual_seed(3)
+    plain = tiny_model.generate(
+        input_ids=ids, attention_mask=mask, generation_config=GenerationConfig(num_return_sequences=5, **config)
+    )
+    torch.manual_seed(3)
+    out = sample(
+        tiny_model,
+        prompts,
+        pad_id=tokenizer.pad_token_id,
+        stop_ids=[tokenizer.eos_token_id],
+        num_samples=5,
+        max_new_tokens=6,
+        temperature=1.0,
+        seed=3,
+        batch_size=15,
+    )
+    new = plain.sequences[:, ids.shape[1] :].tolist()
+    for s in out:
+        row = new[s.prompt_index * 5 + s.sample_index]
+        assert s.token_ids == row[: len(s.token_ids)]

@@ -1,4 +1,5 @@
 import copy
+import re
 import subprocess
 import sys
 
@@ -93,3 +94,24 @@ def test_snakemake_rejects_bad_params_before_any_job(tmp_path):
     assert r.returncode != 0
     assert "learning_rate" in r.stdout + r.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_set_overrides_change_one_key_and_name_bad_ones():
+    from varreason.params import ParamsError, apply_overrides, load_params, overrides_between
+
+    base = load_params(REPO / "params.yaml")
+    p = load_params(REPO / "params.yaml", ["seed=3", "select.mode=argmax", "evaluate.pass_k=[1, 2]"])
+    assert p["seed"] == 3 and p["select"]["mode"] == "argmax" and p["evaluate"]["pass_k"] == [1, 2]
+    assert base["seed"] == 0  # the file's params are not touched
+    assert sorted(overrides_between(base, p)) == ["evaluate.pass_k=[1, 2]", "seed=3", 'select.mode="argmax"']
+    assert apply_overrides(base, overrides_between(base, p)) == p
+    for bad, says in [
+        ("sed=1", "unknown key 'sed'"),
+        ("select.mod=argmax", "unknown key 'select.mod'"),
+        ("seed.x=1", "seed is not a section"),
+        ("seed", "expected KEY=VALUE"),
+    ]:
+        with pytest.raises(ParamsError, match=re.escape(says)):
+            apply_overrides(base, [bad])
+    with pytest.raises(ParamsError, match="select.mode"):
+        load_params(REPO / "params.yaml", ["select.mode=best"])

@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
         json={"default": "claims/claims.json"},
         page={"default": "claims/claims.md"},
     )
+    from varreason.traces_cli import add_parser as add_traces_parser
+
+    add_traces_parser(sub)
     _cmd(
         sub,
         "dvc-yaml",
@@ -357,6 +360,10 @@ def run(args: argparse.Namespace, params: dict) -> None:  # noqa: C901 - a flat 
         from varreason.stages.claims_report import claims_report
 
         print(claims_report(params, args.seeds or params["claims"]["seeds"], args.root, args.json, args.page))
+    elif c == "traces":
+        from varreason.traces_cli import run as run_traces
+
+        run_traces(args, params)
     elif c == "install-profile":
         from varreason.profile import install_profile
 

@@ -230,6 +230,7 @@ rule claims_report:
         weight_metrics=expand(VC.WEIGHT_METRICS, seed=CLAIM_SEEDS, variant=list(VC.VARIANTS)),
         sets=expand(VC.ARM_SET_METRICS, seed=CLAIM_SEEDS, arm=list(VC.ARMS)),
         initial_samples=[cp(P.INITIAL_SAMPLES).format(seed=s, shard=h) for s in CLAIM_SEEDS for h in SHARDS],
+        prepared=expand(cp(P.PREPARED_TRAIN), seed=CLAIM_SEEDS) + expand(cp(P.PREPARED_TEST), seed=CLAIM_SEEDS),
     output:
         json=VC.REPORT_JSON,
         page=VC.REPORT_PAGE,

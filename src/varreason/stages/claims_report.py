@@ -70,7 +70,11 @@ def _load_seed(root, seed: int, shards: int) -> dict:
     for arm in VC.ARMS:
         path = _at(root, VC.ARM_SET, seed, arm=arm)
         sets[arm] = read_parquet(path, ["question_id", "source", "weight"]) if path.exists() else None
+    train = read_parquet(_at(root, VC.SEED_DIR + P.PREPARED_TRAIN, seed), ["answer"])
+    test = read_parquet(_at(root, VC.SEED_DIR + P.PREPARED_TEST, seed), ["answer"])
     return {
+        # what a model that ignores the question gets: always the most common training answer
+        "constant_guess": float((test["answer"] == train["answer"].mode().iloc[0]).mean()),
         "evals": evals,
         "train_difficulty": init_samples.groupby("question_id")["correct"].mean().astype(float),
         "sets": sets,
@@ -232,6 +236,10 @@ def claims_report(params: dict, seeds: list[int], root: str | Path, json_out: st
     }
     doc = {
         "seeds": seeds,
+        "constant_guess": {
+            "per_seed": {s: r["constant_guess"] for s, r in runs.items()},
+            "across_seeds": mean_ci([r["constant_guess"] for r in runs.values()]),
+        },
         "n_test_questions": {s: len(r["evals"]["initial"]) for s, r in runs.items()},
         "accuracy": acc,
         "targets": targets,
@@ -278,6 +286,11 @@ def render(doc: dict) -> str:
             f"| {m}: {label} | {_ci_cell(a['greedy']['across_seeds'])} | {_ci_cell(a['pass1']['across_seeds'])} "
             f"| {per} | {n_sel} | {_pct(ts.get('selected_valid_frac'))} |"
         )
+    cg = doc["constant_guess"]
+    per = " | ".join(_pct(cg["per_seed"][s]) for s in seeds)
+    lines.append(
+        f"| constant guess: the most common training answer | {_ci_cell(cg['across_seeds'])} | - | {per} | - | - |"
+    )
     lines += ["", "## Targets: the method against its baselines", ""]
     lines += _comparison_table(doc["targets"], seeds, with_verdict=True)
     lines += [
