@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 from transformers import DynamicCache, GenerationConfig
 
 from varreason.logprobs import pad_batch, token_logps
+from varreason.progress import progress
 
 
 @dataclass
@@ -92,7 +92,7 @@ def sample(
     out: list[Sample] = []
     stop = set(stop_ids)
     batches = range(0, len(prompts), prompts_per_batch)
-    for b, s in enumerate(tqdm(batches, desc=desc, unit="batch", mininterval=2.0)):
+    for b, s in enumerate(progress(batches, desc=desc, unit="batch")):
         chunk = prompts[s : s + prompts_per_batch]
         ids, mask = pad_batch(chunk, pad_id, "left")
         torch.manual_seed(seed + b)

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
+from varreason.progress import progress
+
 
 def token_logps(logits: torch.Tensor, targets: torch.Tensor, chunk_rows: int = 64) -> torch.Tensor:
     """log p(targets[b, t]) under logits[b, t, :], shape (B, T); chunked over rows."""
@@ -52,13 +54,14 @@ def score_completions(
     pad_id: int,
     batch_size: int = 256,
     padding_side: str = "right",
+    desc: str = "scoring",
 ) -> list[list[float]]:
     """log p(completion_t | prompt, completion_<t) for each completion token.
 
     Returns one list of floats per row, of the completion's length.
     """
     results: list[list[float]] = []
-    for s in range(0, len(prompts), batch_size):
+    for s in progress(range(0, len(prompts), batch_size), desc=desc, unit="batch"):
         rows = [
             list(p) + list(c) for p, c in zip(prompts[s : s + batch_size], completions[s : s + batch_size], strict=True)
         ]

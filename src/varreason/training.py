@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader, Dataset, RandomSampler
-from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from varreason.logprobs import pad_batch, token_logps
+from varreason.progress import progress
 
 
 @dataclass
@@ -94,7 +94,7 @@ def train_sft(
     model.train()
     history: list[dict] = []
     running = None
-    bar = tqdm(loader, total=steps, desc=desc, unit="step", mininterval=5.0)
+    bar = progress(loader, desc=desc, total=steps, unit="step")
     for step, batch in enumerate(bar, start=1):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         loss = weighted_sft_loss(logits, batch["input_ids"], batch["loss_mask"], batch["weights"])

@@ -225,7 +225,9 @@ def claims_report(params: dict, seeds: list[int], root: str | Path, json_out: st
         }
     targets = [_comparison(runs, VC.PRIMARY, b, metric) for b in VC.TARGET_BASELINES for metric in ("greedy", "pass1")]
     targets += [_comparison(runs, "vr-acc-threshold", b, "greedy") for b in VC.TARGET_BASELINES]
+    # the same comparison when both train on their chosen traces alone (no original data)
     targets += [_comparison(runs, VC.PRIMARY, "rft-alone", "greedy")]
+    targets += [_comparison(runs, "vr-gml-threshold-alone", "rft-alone", m) for m in ("greedy", "pass1")]
     ablations = [{"name": n, "what": what, **_comparison(runs, a, b, "greedy")} for n, a, b, what in ABLATIONS]
     selected = {
         a: {

@@ -43,6 +43,7 @@ def score(
         [t + a if good else t for t, a, good in zip(traces, answer_ids, ok, strict=True)],
         pi_tok.pad_token_id,
         bs,
+        desc="score[pi_0]",
     )
     prior_logps = [lp[: len(t)] for lp, t in zip(both, traces, strict=True)]
     answer_logps = [lp[len(t) :] if good else [] for lp, t, good in zip(both, traces, ok, strict=True)]
@@ -57,7 +58,7 @@ def score(
     else:
         q_model, q_tok = load_model(posterior_dir)
         q_prompts = [q_tok(p).input_ids for p in q_prompts_text]
-        posterior_logps = score_completions(q_model, q_prompts, traces, q_tok.pad_token_id, bs)
+        posterior_logps = score_completions(q_model, q_prompts, traces, q_tok.pad_token_id, bs, desc="score[q]")
 
     out_df = df.assign(
         prior_logps=prior_logps,
