@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache, GenerationConfig
 
-from varreason.logprobs import pad_batch, token_logps
+from varreason.logprobs import pad_batch, position_ids_from_mask, token_logps
 from varreason.progress import progress
 
 
@@ -43,7 +43,7 @@ def _generate(model, ids: torch.Tensor, mask: torch.Tensor, config: dict, num_sa
             generation_config=GenerationConfig(num_return_sequences=num_samples, **config),
         )
     cache = DynamicCache(config=model.config)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    positions = position_ids_from_mask(mask)
     model(
         input_ids=ids[:, :-1],
         attention_mask=mask[:, :-1],

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from varreason.io import InputError, read_parquet, read_shards
+from varreason.io import InputError, read_parquet
 from varreason.stages.build import select_traces
+from varreason.stages.sample import own_accuracy
 from varreason.stats import BIN_LABELS, difficulty_bin
 
 CORPUS_COLUMNS = ["question_id", "sample_index", "question", "answer", "trace", "finish_reason", "log_weight", "weight"]
@@ -33,8 +34,7 @@ def load_corpus(
     df["train_weight"] = 0.0
     df.loc[sel.index, "train_weight"] = sel["train_weight"]
     if initial_samples:
-        own = read_shards(initial_samples, ["question_id", "correct"])
-        acc = own.groupby("question_id")["correct"].mean()
+        acc = own_accuracy(initial_samples)
         missing = sorted(set(df["question_id"]) - set(acc.index))
         if missing:
             raise InputError(f"pi_0 samples: no samples for question {missing[0]} of {corpus}")

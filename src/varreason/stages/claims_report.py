@@ -22,7 +22,8 @@ import pandas as pd
 
 from varreason import claims as VC
 from varreason import paths as P
-from varreason.io import InputError, read_parquet, read_shards, write_json, write_text
+from varreason.io import InputError, read_parquet, write_json, write_text
+from varreason.stages.sample import own_accuracy
 from varreason.stats import BIN_LABELS, bin_shares, difficulty_bin, mean_ci, paired_difference
 from varreason.task import trace_check
 
@@ -63,9 +64,6 @@ def _load_seed(root, seed: int, shards: int) -> dict:
     for m, e in evals.items():
         if not e.index.equals(ids):
             raise InputError(f"{_at(root, VC.EVAL_SAMPLES, seed, model=m)}: not the same test questions as initial")
-    init_samples = read_shards(
-        [_at(root, VC.SEED_DIR + P.INITIAL_SAMPLES, seed, shard=s) for s in range(shards)], ["question_id", "correct"]
-    )
     sets = {}
     for arm in VC.ARMS:
         path = _at(root, VC.ARM_SET, seed, arm=arm)
@@ -76,7 +74,9 @@ def _load_seed(root, seed: int, shards: int) -> dict:
         # what a model that ignores the question gets: always the most common training answer
         "constant_guess": float((test["answer"] == train["answer"].mode().iloc[0]).mean()),
         "evals": evals,
-        "train_difficulty": init_samples.groupby("question_id")["correct"].mean().astype(float),
+        "train_difficulty": own_accuracy(
+            [_at(root, VC.SEED_DIR + P.INITIAL_SAMPLES, seed, shard=s) for s in range(shards)]
+        ),
         "sets": sets,
         "set_metrics": {a: json.loads(_at(root, VC.ARM_SET_METRICS, seed, arm=a).read_text()) for a in VC.ARMS},
         "weight_metrics": {
@@ -118,7 +118,7 @@ def _difficulty(runs: dict) -> dict:
             if df is None:
                 continue
             sel = df[df["source"] == "selected"]
-            if arm in ("sft",) or sel.empty:
+            if sel.empty:  # SFT selects nothing
                 continue
             shares[arm] = bin_shares(train_bins.loc[sel["question_id"]].to_numpy(), sel["weight"].to_numpy())
         test_acc = r["evals"]["initial"]["pass1"]
@@ -136,9 +136,7 @@ def _difficulty(runs: dict) -> dict:
     seeds = list(out["per_seed"])
 
     def avg(get):
-        vals = [get(out["per_seed"][s]) for s in seeds]
-        vals = [v for v in vals if v is not None]
-        return float(np.mean(vals)) if vals else None
+        return _mean_opt([get(out["per_seed"][s]) for s in seeds])
 
     keys = list(out["per_seed"][seeds[0]]["train_shares"])
     out["mean_train_shares"] = {

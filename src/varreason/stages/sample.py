@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from varreason.generation import sample
-from varreason.io import read_parquet, write_parquet
+from varreason.io import read_parquet, read_shards, write_parquet
 from varreason.modeling import load_model
 from varreason.task import extract_answer, is_correct, templates_from_params
 
@@ -26,6 +26,15 @@ def shard_rows(df: pd.DataFrame, shard: int, shards: int) -> pd.DataFrame:
 def _shard_questions(params: dict, train_path: str | Path, shard: int) -> pd.DataFrame:
     df = read_parquet(train_path, ["question_id", "question", "answer"])
     return shard_rows(df, shard, params["sampling"]["shards"])
+
+
+def own_accuracy(initial_samples: list[str | Path]) -> pd.Series:
+    """pi_0's accuracy on each training question over its own samples (sample_initial's shards).
+
+    The difficulty of a question for the claims report and ``varreason traces``.
+    """
+    own = read_shards(initial_samples, ["question_id", "correct"])
+    return own.groupby("question_id")["correct"].mean().astype(float)
 
 
 def shard_seed(seed: int, shard: int, stream: int) -> int:
