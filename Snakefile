@@ -31,6 +31,14 @@ validate(config, "workflow/schemas/params.schema.yaml")
 SHARDS = list(range(config["sampling"]["shards"]))
 T = config["runtime"]["threads"]
 GPU = {"gpu": config["runtime"]["gpus"], "cpus_per_gpu": T} if config["runtime"]["gpus"] > 0 else {}
+# Training rules run under `accelerate launch` when runtime.accelerate_config names a config
+# (workflow/accelerate/: FSDP, DeepSpeed ZeRO-3, 2 CPU processes), one process per GPU.
+ACCELERATE = config["runtime"].get("accelerate_config")
+TRAIN = "varreason"
+if ACCELERATE:
+    _gpus = config["runtime"]["gpus"]
+    TRAIN = ("" if _gpus else "ACCELERATE_USE_CPU=true ") + f"accelerate launch --config_file {ACCELERATE}"
+    TRAIN += (f" --num_processes {_gpus}" if _gpus else "") + " -m varreason.cli"
 
 
 include: "workflow/rules/common.smk"

@@ -41,3 +41,41 @@ def smoke_run(tmp_path_factory):
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return work, r.stdout + r.stderr
+
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+REASONING_TEXTS = [
+    f"What is {a} + {b}? <|begin_of_thought|>\n\n{a} plus {b} is {a + b}.\n\n<|end_of_thought|>\n\n"
+    f"<|begin_of_solution|>\n\nThe answer is \\boxed{{{a + b}}}.\n\n<|end_of_solution|>"
+    for a in range(10)
+    for b in range(10)
+]
+
+
+def build_bpe_tokenizer(texts=REASONING_TEXTS, vocab_size: int = 400, chat_template: str | None = CHATML):
+    """A small byte-level BPE like a real model's: tags such as <|end_of_thought|> span several tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(list(texts), trainer)
+    out = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    out.padding_side = "left"
+    if chat_template:
+        out.chat_template = chat_template
+    return out
+
+
+@pytest.fixture(scope="session")
+def bpe_tokenizer():
+    return build_bpe_tokenizer()

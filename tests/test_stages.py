@@ -161,7 +161,7 @@ def test_prepare_from_a_local_jsonl_file(tmp_path):
     assert n_train + n_test == 10 and n_test >= 1
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "1+1", "answer": "2"}\n')
-    params["task"]["source"] = str(bad)
+    params["task"]["source"], params["task"]["layout"] = str(bad), "native"
     with pytest.raises(InputError, match=r"bad.jsonl: missing column\(s\) \['trace'\]"):
         prepare(params, tmp_path / "t.parquet", tmp_path / "u.parquet")
 

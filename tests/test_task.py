@@ -2,17 +2,16 @@ import collections
 import itertools
 import re
 
+from varreason.prompting import Prompter, PromptFormat, split_completion
 from varreason.task import (
-    Templates,
     chain_answer,
     chain_values,
-    extract_answer,
     fine_trace,
     generate_questions,
-    is_correct,
     parse_question,
     trace_check,
 )
+from varreason.verify import verify
 
 
 def test_chain_values_and_answer():
@@ -49,13 +48,13 @@ def test_trace_check_rejects_wrong_or_malformed_traces():
 
 
 def test_answer_extraction_and_verifier():
-    assert extract_answer("+4=7A68") == "68"
-    assert extract_answer("+4=7") is None
-    assert is_correct("68", "68") and not is_correct("6", "68") and not is_correct(None, "68")
+    assert split_completion("+4=7A68", PromptFormat()) == ("+4=7", "68")
+    assert split_completion("+4=7", PromptFormat())[1] is None
+    assert verify("68", "68", "exact") and not verify("68", "6", "exact") and not verify("68", None, "exact")
 
 
-def test_only_the_posterior_prompt_contains_the_reference_answer():
-    tpl = Templates()
+def test_only_the_posterior_prompt_contains_the_reference_answer(tokenizer):
+    tpl = Prompter(PromptFormat(), tokenizer)
     for r in generate_questions(200, seed=1, modulus=10, min_ops=2, max_ops=4, max_merge=3, prefix="t"):
         hinted = tpl.posterior(r["question"], r["answer"])
         plain = tpl.reasoner(r["question"])

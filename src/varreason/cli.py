@@ -307,20 +307,25 @@ def run(args: argparse.Namespace, params: dict) -> None:  # noqa: C901 - a flat 
             args.out or P.FINAL_MODEL.format(estimator=e),
         )
     elif c == "baselines":
+        from accelerate import PartialState
+
         from varreason.stages.build import build_baseline
         from varreason.stages.train import train_final
 
         b = args.kind
         set_out = args.set_out or P.BASELINE_SET.format(baseline=b)
-        build_baseline(
-            params,
-            b,
-            args.train,
-            args.samples or P.shards(P.INITIAL_SAMPLES, k),
-            args.initial,
-            set_out,
-            args.set_metrics or P.BASELINE_SET_METRICS.format(baseline=b),
-        )
+        state = PartialState()  # under `accelerate launch`: the main process builds the set, all train on it
+        if state.is_main_process:
+            build_baseline(
+                params,
+                b,
+                args.train,
+                args.samples or P.shards(P.INITIAL_SAMPLES, k),
+                args.initial,
+                set_out,
+                args.set_metrics or P.BASELINE_SET_METRICS.format(baseline=b),
+            )
+        state.wait_for_everyone()
         train_final(params, set_out, args.initial, args.out or P.BASELINE_MODEL.format(baseline=b))
     elif c == "evaluate":
         from varreason.stages.evaluate import evaluate
@@ -380,7 +385,13 @@ def run(args: argparse.Namespace, params: dict) -> None:  # noqa: C901 - a flat 
 
 
 def _redirect_output(path: str) -> None:
-    """Send this process's stdout/stderr to ``path`` (the same command works under Snakemake and DVC)."""
+    """Send this process's stdout/stderr to ``path`` (the same command works under Snakemake and DVC).
+
+    Under ``accelerate launch`` every process runs this: ranks above 0 write ``path.rank{N}``.
+    """
+    rank = int(os.environ.get("RANK", "0") or 0)
+    if rank > 0:
+        path = f"{path}.rank{rank}"
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     sys.stdout.flush()

@@ -16,6 +16,7 @@ from transformers import DynamicCache, GenerationConfig
 
 from varreason.logprobs import pad_batch, position_ids_from_mask, token_logps
 from varreason.progress import progress
+from varreason.prompting import stop_cut
 
 
 @dataclass
@@ -28,7 +29,7 @@ class Sample:
     finish_reason: str  # "stop" (a stop token was sampled) or "length"
 
 
-def _generate(model, ids: torch.Tensor, mask: torch.Tensor, config: dict, num_samples: int):
+def _generate(model, ids: torch.Tensor, mask: torch.Tensor, config: dict, num_samples: int, **kwargs):
     """``generate`` with ``num_samples`` rows per prompt; the shared prompt is run through the model once.
 
     transformers repeats each prompt ``num_samples`` times before the prefill; for short completions
@@ -41,6 +42,7 @@ def _generate(model, ids: torch.Tensor, mask: torch.Tensor, config: dict, num_sa
             input_ids=ids,
             attention_mask=mask,
             generation_config=GenerationConfig(num_return_sequences=num_samples, **config),
+            **kwargs,
         )
     cache = DynamicCache(config=model.config)
     positions = position_ids_from_mask(mask)
@@ -58,7 +60,16 @@ def _generate(model, ids: torch.Tensor, mask: torch.Tensor, config: dict, num_sa
         attention_mask=mask.repeat_interleave(num_samples, 0),
         cache=cache,
         generation_config=GenerationConfig(**config),
+        **kwargs,
     )
+
+
+def _stop_end(row: list[int], stop_ids: set[int], stop_strings: Sequence[str], tokenizer) -> int | None:
+    """Tokens up to and including the first stop (a stop id, or the token completing a stop string)."""
+    ends = [next((t + 1 for t, tok in enumerate(row) if tok in stop_ids), None)]
+    ends += [stop_cut(row, tokenizer, s) for s in stop_strings]
+    ends = [e for e in ends if e is not None]
+    return min(ends) if ends else None
 
 
 @torch.no_grad()
@@ -74,8 +85,14 @@ def sample(
     seed: int,
     batch_size: int = 256,
     desc: str = "sampling",
+    stop_strings: Sequence[str] = (),
+    tokenizer=None,
 ) -> list[Sample]:
-    """``num_samples`` completions per prompt; temperature 0 means greedy."""
+    """``num_samples`` completions per prompt; temperature 0 means greedy.
+
+    ``stop_strings`` (multi-token stops such as ``<|end_of_thought|>``, needs ``tokenizer``) end a
+    sample after the token that completes the string, like a stop id.
+    """
     greedy = temperature <= 0
     config = dict(
         do_sample=not greedy,
@@ -88,6 +105,12 @@ def sample(
         return_dict_in_generate=True,
         output_logits=True,
     )
+    extra = {}
+    if stop_strings:
+        if tokenizer is None:
+            raise ValueError("stop_strings need the tokenizer")
+        config["stop_strings"] = list(stop_strings)
+        extra["tokenizer"] = tokenizer
     prompts_per_batch = max(1, batch_size // num_samples)
     out: list[Sample] = []
     stop = set(stop_ids)
@@ -96,7 +119,7 @@ def sample(
         chunk = prompts[s : s + prompts_per_batch]
         ids, mask = pad_batch(chunk, pad_id, "left")
         torch.manual_seed(seed + b)
-        gen = _generate(model, ids, mask, config, num_samples)
+        gen = _generate(model, ids, mask, config, num_samples, **extra)
         new = gen.sequences[:, ids.shape[1] :]
         if new.shape[1] == 0:
             logps = torch.zeros(new.shape)
@@ -105,7 +128,7 @@ def sample(
             logps = token_logps(logits, new)
         for r in range(new.shape[0]):
             row = new[r].tolist()
-            end = next((t + 1 for t, tok in enumerate(row) if tok in stop), None)
+            end = _stop_end(row, stop, stop_strings, tokenizer)
             out.append(
                 Sample(
                     prompt_index=s + r // num_samples,

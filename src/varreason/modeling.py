@@ -66,27 +66,41 @@ def initial_model(model_params: dict, seed: int) -> tuple[PreTrainedModel, PreTr
     return build_tiny_qwen3(model_params, tokenizer, seed), tokenizer
 
 
-def load_model(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-    """Load a checkpoint (local directory or hub id) in float32 for CPU work."""
-    path = str(path)
+def _check_dir(path: str) -> None:
     if os.path.isdir(path) and not (Path(path) / "config.json").exists():
         raise FileNotFoundError(f"{path}: not a model directory (no config.json); was its stage run?")
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
+    """A checkpoint's tokenizer, with a pad token (EOS where it has none) and left padding."""
+    path = str(path)
+    _check_dir(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def load_model(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """Load a checkpoint (local directory or hub id) in float32 for CPU work."""
+    tokenizer = load_tokenizer(path)
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
     model.eval()
     return model, tokenizer
 
 
-def save_model_atomic(model: PreTrainedModel, tokenizer, out_dir: str | Path) -> None:
-    """save_pretrained into a temp dir, then rename: a killed run never leaves a half model."""
+def save_model_atomic(model: PreTrainedModel, tokenizer, out_dir: str | Path, state_dict: dict | None = None) -> None:
+    """save_pretrained into a temp dir, then rename: a killed run never leaves a half model.
+
+    ``state_dict``: the full weights gathered by the trainer (a sharded FSDP/ZeRO-3 model holds
+    only its own shard).
+    """
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, state_dict=state_dict)
     tokenizer.save_pretrained(tmp)
     if out_dir.exists():
         shutil.rmtree(out_dir)

@@ -1,4 +1,4 @@
-"""The embedded synthetic reasoning task and the prompt templates every stage shares.
+"""The embedded synthetic reasoning task (its prompts are in ``varreason.prompting``).
 
 Task ("modular chain"): a start digit and a chain of ``+a`` / ``-a`` operations mod ``modulus``.
 The exactly checkable answer has two tokens: the final value and the largest value reached
@@ -15,37 +15,8 @@ on the right answer by luck, see shared/notes/embedded-task-study.md); one chara
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
-
-ANSWER_DELIMITER = "A"
-
-
-@dataclass(frozen=True)
-class Templates:
-    """How prompts are written. ``{question}`` and ``{answer}`` are filled in."""
-
-    prompt: str = "Q{question}T"
-    posterior_prompt: str = "Q{question}H{answer}T"
-    answer_delimiter: str = ANSWER_DELIMITER
-
-    def reasoner(self, question: str) -> str:
-        """The reasoning model's prompt: never contains the reference answer."""
-        return self.prompt.format(question=question)
-
-    def posterior(self, question: str, answer: str) -> str:
-        """The posterior's prompt: sees the reference answer (the hint)."""
-        return self.posterior_prompt.format(question=question, answer=answer)
-
-    def completion(self, trace: str, answer: str) -> str:
-        """Trace, delimiter, answer: what follows the prompt in a training example."""
-        return f"{trace}{self.answer_delimiter}{answer}"
-
-
-def templates_from_params(task_params: dict) -> Templates:
-    t = task_params.get("templates", {})
-    return Templates(**t) if t else Templates()
 
 
 def chain_values(start: int, ops: list[tuple[str, int]], modulus: int) -> list[int]:
@@ -124,15 +95,3 @@ def trace_check(question: str, trace: str, modulus: int) -> tuple[bool, int]:
     if "".join(f"{o}={v}" for o, v in steps) != trace or sum(sizes) != len(ops):
         return False, len(steps)
     return format_trace(ops, chain_values(start, ops, modulus), sizes) == trace, len(steps)
-
-
-def extract_answer(completion: str, delimiter: str = ANSWER_DELIMITER) -> str | None:
-    """The answer written after the first delimiter, or None when there is none."""
-    if delimiter not in completion:
-        return None
-    return completion.split(delimiter, 1)[1].strip()
-
-
-def is_correct(predicted: str | None, reference: str) -> bool:
-    """The verifier: exact match of the answer string."""
-    return predicted is not None and predicted == reference.strip()

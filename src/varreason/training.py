@@ -1,24 +1,33 @@
-"""Weighted supervised fine-tuning with accelerate (single process on a CPU, FSDP/DeepSpeed at scale).
+"""Weighted supervised fine-tuning with accelerate: one CPU process, or DDP/FSDP/DeepSpeed at scale.
 
 One loss serves every training stage: SFT on the original data, the posterior with the hint,
 the weighted SFT of the final model (rho~ as per-sequence weights) and the baselines.
 Simplifications: a fixed number of optimiser steps (not epochs) so that arms compare at equal
-compute; loss only on completion tokens; no gradient accumulation or mixed precision knobs yet.
+compute; loss only on completion tokens.
+
+Distributed runs (``accelerate launch``, see workflow/accelerate/) train on exactly the data a
+single process would: ``batch_size`` is the global batch of one optimiser step, its example
+indices are drawn from the seeded generator identically on every process, and each process takes
+its slice (``batch_size / (processes * grad_accum_steps)`` examples per forward). The loss is
+normalised by a constant of the training set (see ``loss_normaliser``), not by the tokens of a
+batch, so the gradient of a step does not depend on how its global batch is split.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from accelerate import Accelerator
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from accelerate import Accelerator, DistributedType
 from transformers import get_cosine_schedule_with_warmup
 
 from varreason.logprobs import pad_batch, token_logps
 from varreason.progress import progress
+
+MAX_GRAD_NORM = 1.0
 
 
 @dataclass
@@ -28,28 +37,49 @@ class Example:
     weight: float = 1.0
 
 
-def weighted_sft_loss(
-    logits: torch.Tensor, input_ids: torch.Tensor, loss_mask: torch.Tensor, weights: torch.Tensor
-) -> torch.Tensor:
-    """sum_i w_i * NLL(completion_i) / (number of completion tokens).
+def loss_tokens(example: Example) -> int:
+    """Completion tokens that the loss scores (a completion's first token needs a prompt before it)."""
+    return max(len(example.completion_ids) - (0 if example.prompt_ids else 1), 0)
 
-    With every weight 1 this is the token-mean cross-entropy of plain SFT.
+
+def loss_normaliser(examples: Sequence[Example], batch_size: int) -> float:
+    """``batch_size * mean completion tokens per example`` over the whole training set.
+
+    The constant that divides a global batch's summed weighted NLL. With every weight 1 the loss
+    is then the token-mean cross-entropy in expectation over batches (exactly so for a batch of
+    average length), and it does not change with how the batch is split across processes or
+    accumulation steps, nor with the length mix of the batch.
+    """
+    if not examples:
+        raise ValueError("loss_normaliser: no examples")
+    mean_tokens = sum(loss_tokens(e) for e in examples) / len(examples)
+    if mean_tokens <= 0:
+        raise ValueError("loss_normaliser: the examples have no completion tokens to train on")
+    return batch_size * mean_tokens
+
+
+def weighted_sft_loss(
+    logits: torch.Tensor,
+    input_ids: torch.Tensor,
+    loss_mask: torch.Tensor,
+    weights: torch.Tensor,
+    normaliser: float | None = None,
+) -> torch.Tensor:
+    """sum_i w_i * NLL(completion_i) / normaliser.
+
+    ``normaliser=None`` divides by the completion tokens of this batch (with every weight 1: the
+    token-mean cross-entropy of plain SFT). ``train_sft`` passes a constant instead,
+    ``loss_normaliser(examples, batch_size)`` scaled for its share of the global batch, so that
+    the loss is a plain sum over examples and splitting a batch into shards whose gradients add
+    up (or average, with the normaliser divided by the number of shards) changes nothing.
     """
     logps = token_logps(logits[:, :-1], input_ids[:, 1:])
     mask = loss_mask[:, 1:].to(logps.dtype)
     per_sequence_nll = -(logps * mask).sum(-1)
-    return (weights.to(logps.dtype) * per_sequence_nll).sum() / mask.sum().clamp(min=1)
-
-
-class _Examples(Dataset):
-    def __init__(self, examples: Sequence[Example]):
-        self.examples = examples
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, i: int) -> Example:
-        return self.examples[i]
+    total = (weights.to(logps.dtype) * per_sequence_nll).sum()
+    if normaliser is None:
+        return total / mask.sum().clamp(min=1)
+    return total / normaliser
 
 
 def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
@@ -61,6 +91,26 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]
         loss_mask[i, len(e.prompt_ids) : len(e.prompt_ids) + len(e.completion_ids)] = 1
     weights = torch.tensor([e.weight for e in examples], dtype=torch.float32)
     return {"input_ids": ids, "attention_mask": attn, "loss_mask": loss_mask, "weights": weights}
+
+
+def global_batch_indices(n_examples: int, steps: int, batch_size: int, seed: int) -> torch.Tensor:
+    """(steps, batch_size) example indices, drawn with replacement from a generator seeded by ``seed``.
+
+    Every process computes the same table, so the global batch of a step is one set of examples
+    whatever the number of processes.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(n_examples, (steps, batch_size), generator=generator)
+
+
+def _check_launch(accelerator: Accelerator) -> None:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and accelerator.num_processes != world:
+        raise RuntimeError(
+            f"WORLD_SIZE={world} processes were launched but accelerate set up {accelerator.num_processes} "
+            f"({accelerator.distributed_type}); each would train alone on the whole data. On a machine "
+            "without GPUs set ACCELERATE_USE_CPU=true (workflow/accelerate/cpu-2proc.yaml)."
+        )
 
 
 def train_sft(
@@ -75,38 +125,94 @@ def train_sft(
     weight_decay: float,
     seed: int,
     desc: str = "training",
-) -> tuple[list[dict], torch.nn.Module]:
-    """Train ``model`` in place for ``steps`` optimiser steps; returns (loss history, the unwrapped model)."""
+    grad_accum_steps: int = 1,
+    log_every: int = 50,
+    save: Callable[[torch.nn.Module, dict[str, torch.Tensor]], None] | None = None,
+) -> tuple[list[dict], torch.nn.Module | None]:
+    """Train ``model`` for ``steps`` optimiser steps; returns (loss history, the unwrapped model).
+
+    ``batch_size`` is the global batch of one optimiser step, summed over processes and
+    ``grad_accum_steps`` micro-batches; it must divide by ``processes * grad_accum_steps``. The
+    loss of a step is ``sum_i w_i * NLL_i / loss_normaliser(examples, batch_size)`` over its global
+    batch; every process backpropagates its shard's sum over that constant times the number of
+    shards it averages with, so that DDP/FSDP/DeepSpeed gradient averaging and accumulation give
+    exactly the gradient of one process on the whole batch (up to float summation order).
+
+    ``history`` holds the global loss (summed over every process and micro-batch) at step 1, every
+    ``log_every`` steps and the last step, with an exponential moving average; it is the same on
+    every process.
+
+    Distributed runs: the unwrapped model is returned on the main process only; the others get
+    ``None`` (they must not write the output: check ``model is not None`` or
+    ``PartialState().is_main_process``). Under FSDP or DeepSpeed ZeRO-3 the unwrapped model holds
+    only this process's shards; pass ``save(model, state_dict)`` to write it: ``train_sft`` gathers
+    the full state dict on every process (a collective), calls ``save`` on the main process only
+    with the unwrapped model and that state dict (use ``model.save_pretrained(dir,
+    state_dict=state_dict)``), and every process waits for it to finish.
+    """
     if not examples:
         raise ValueError(f"{desc}: no training examples")
-    accelerator = Accelerator()
-    generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(
-        _Examples(examples),
-        batch_size=batch_size,
-        sampler=RandomSampler(examples, replacement=True, num_samples=steps * batch_size, generator=generator),
-        collate_fn=lambda b: collate(b, pad_id),
-        drop_last=True,
-    )
+    if grad_accum_steps < 1:
+        raise ValueError(f"{desc}: grad_accum_steps must be >= 1, got {grad_accum_steps}")
+    accelerator = Accelerator(gradient_accumulation_steps=grad_accum_steps, step_scheduler_with_optimizer=False)
+    _check_launch(accelerator)
+    if accelerator.gradient_accumulation_steps != grad_accum_steps:
+        raise ValueError(
+            f"{desc}: accelerate's gradient accumulation is {accelerator.gradient_accumulation_steps} (from the "
+            f"launch config or ACCELERATE_GRADIENT_ACCUMULATION_STEPS) but grad_accum_steps={grad_accum_steps}; "
+            "leave it out of the accelerate config"
+        )
+    n_proc, rank = accelerator.num_processes, accelerator.process_index
+    shards = n_proc * grad_accum_steps
+    if batch_size % shards:
+        raise ValueError(
+            f"{desc}: batch_size {batch_size} must divide by processes x grad_accum_steps = "
+            f"{n_proc} x {grad_accum_steps} = {shards}"
+        )
+    micro = batch_size // shards
+    normaliser = loss_normaliser(examples, batch_size)
+    indices = global_batch_indices(len(examples), steps, batch_size, seed).view(steps, grad_accum_steps, n_proc, micro)
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:  # no dataloader goes through prepare()
+        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = micro
+
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
     scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(warmup_frac * steps), steps)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    # step_scheduler_with_optimizer=False: one scheduler step per optimiser step, whatever the
+    # number of processes (accelerate would otherwise step it once per process).
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     model.train()
     history: list[dict] = []
     running = None
-    bar = progress(loader, desc=desc, total=steps, unit="step")
-    for step, batch in enumerate(bar, start=1):
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        loss = weighted_sft_loss(logits, batch["input_ids"], batch["loss_mask"], batch["weights"])
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+    bar = progress(range(1, steps + 1), desc=desc, total=steps, unit="step", disable=not accelerator.is_main_process)
+    for step in bar:
+        step_loss = torch.zeros((), device=accelerator.device)
+        for m in range(grad_accum_steps):
+            batch = collate([examples[i] for i in indices[step - 1, m, rank].tolist()], pad_id)
+            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            with accelerator.accumulate(model):
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                shard_sum = weighted_sft_loss(logits, batch["input_ids"], batch["loss_mask"], batch["weights"], 1.0)
+                # accelerate divides by grad_accum_steps and DDP/FSDP/DeepSpeed average over the
+                # processes: scale back up so the step's gradient is sum(shards) / normaliser.
+                accelerator.backward(shard_sum * (shards / normaliser))
+            if accelerator.sync_gradients != (m == grad_accum_steps - 1):  # accelerate's micro-step count is off
+                raise RuntimeError(f"{desc}: step {step}: gradients synchronised at micro-batch {m + 1}")
+            step_loss += shard_sum.detach() / normaliser
+        accelerator.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        value = loss.item()
+        value = accelerator.reduce(step_loss, reduction="sum").item()
         running = value if running is None else 0.95 * running + 0.05 * value
-        if step == 1 or step % 50 == 0 or step == steps:
+        if step == 1 or step % log_every == 0 or step == steps:
             history.append({"step": step, "loss": value, "smoothed_loss": running})
-            bar.set_postfix(loss=f"{running:.3f}")
-    model.eval()
-    return history, accelerator.unwrap_model(model)
+            bar.set_postfix(loss=f"{running:.3f}", refresh=False)
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.eval()
+    if save is not None:
+        state_dict = accelerator.get_state_dict(model)  # a collective under FSDP/ZeRO-3: every process
+        if accelerator.is_main_process:
+            save(unwrapped, state_dict)
+        accelerator.wait_for_everyone()
+    return history, (unwrapped if accelerator.is_main_process else None)

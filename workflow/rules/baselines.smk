@@ -8,6 +8,7 @@ rule sample_initial:
         set=SET,
         reads=params_of(
             "seed",
+            "sampling.backend",
             "sampling.k",
             "sampling.initial_temperature",
             "sampling.max_trace_tokens",
@@ -15,6 +16,7 @@ rule sample_initial:
             "sampling.shards",
             "rollout.max_answer_tokens",
             "task.templates",
+            "task.verifier",
         ),
     threads: T
     resources:
@@ -38,6 +40,7 @@ rule baselines:
         metrics=P.BASELINE_SET_METRICS,
         model=directory(P.BASELINE_MODEL),
     params:
+        launch=TRAIN,
         set=SET,
         reads=params_of("seed", "train_final", "select.mix_original", "task"),
         samples=lambda w, input: f" --samples {' '.join(input.samples)}" if input.samples else "",
@@ -49,6 +52,6 @@ rule baselines:
     benchmark:
         "benchmarks/baselines-{baseline}.tsv"
     shell:
-        "varreason --params params.yaml{params.set} --threads {threads} --log {log} baselines --kind {wildcards.baseline}"
+        "{params.launch} --params params.yaml{params.set} --threads {threads} --log {log} baselines --kind {wildcards.baseline}"
         " --train {input.train} --initial {input.initial}{params.samples} --set-out {output.final_set}"
         " --set-metrics {output.metrics} --out {output.model}"

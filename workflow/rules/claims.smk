@@ -120,6 +120,7 @@ rule claims_update_posterior:
     output:
         directory(VC.ROUND2_POSTERIOR),
     params:
+        launch=TRAIN,
         set=seed_set,
     threads: T
     resources:
@@ -129,7 +130,7 @@ rule claims_update_posterior:
     benchmark:
         cp("benchmarks/update_posterior.tsv")
     shell:
-        "varreason --params params.yaml{params.set} --threads {threads} --log {log} update-posterior"
+        "{params.launch} --params params.yaml{params.set} --threads {threads} --log {log} update-posterior"
         " --weights {input.weights} --posterior {input.posterior} --out {output}"
 
 
@@ -161,6 +162,7 @@ rule claims_train:
     output:
         directory(VC.ARM_MODEL),
     params:
+        launch=TRAIN,
         set=seed_set,
     wildcard_constraints:
         arm="|".join(VR_ARMS),
@@ -172,7 +174,7 @@ rule claims_train:
     benchmark:
         cp("benchmarks/train-{arm}.tsv")
     shell:
-        "varreason --params params.yaml{params.set} --threads {threads} --log {log} train-final --estimator gml"
+        "{params.launch} --params params.yaml{params.set} --threads {threads} --log {log} train-final --estimator gml"
         " --final-set {input.final_set} --initial {input.initial} --out {output}"
 
 
@@ -186,6 +188,7 @@ rule claims_baseline:
         metrics=VC.ARM_SET_METRICS,
         model=directory(VC.ARM_MODEL),
     params:
+        launch=TRAIN,
         set=lambda w: claim_set(w, *VC.ARMS[w.arm].sets),
         kind=lambda w: VC.ARMS[w.arm].baseline,
         samples=lambda w, input: f" --samples {' '.join(input.samples)}" if input.samples else "",
@@ -199,7 +202,7 @@ rule claims_baseline:
     benchmark:
         cp("benchmarks/baseline-{arm}.tsv")
     shell:
-        "varreason --params params.yaml{params.set} --threads {threads} --log {log} baselines --kind {params.kind}"
+        "{params.launch} --params params.yaml{params.set} --threads {threads} --log {log} baselines --kind {params.kind}"
         " --train {input.train} --initial {input.initial}{params.samples} --set-out {output.final_set}"
         " --set-metrics {output.metrics} --out {output.model}"
 

@@ -7,7 +7,7 @@ rule evaluate:
         metrics=P.EVAL_METRICS,
     params:
         set=SET,
-        reads=params_of("seed", "evaluate", "task"),
+        reads=params_of("seed", "evaluate", "sampling.backend", "task"),
     wildcard_constraints:
         model="|".join(P.EVAL_MODELS),
     threads: T

@@ -6,7 +6,7 @@ rule sample_posterior:
         P.POSTERIOR_TRACES,
     params:
         set=SET,
-        reads=params_of("seed", "sampling", "task.templates"),
+        reads=params_of("seed", "sampling", "task.templates", "task.verifier"),
     threads: T
     resources:
         **heavy(4000, 60),
@@ -28,7 +28,7 @@ rule score:
         P.SCORED_TRACES,
     params:
         set=SET,
-        reads=params_of("scoring", "task.templates"),
+        reads=params_of("scoring", "sampling.backend", "task.templates"),
     threads: T
     resources:
         **heavy(4000, 60),
@@ -49,7 +49,7 @@ rule rollout:
         P.ROLLOUTS,
     params:
         set=SET,
-        reads=params_of("seed", "rollout", "task.templates"),
+        reads=params_of("seed", "rollout", "sampling.backend", "task.templates", "task.verifier"),
     threads: T
     resources:
         **heavy(4000, 60),

@@ -4,6 +4,7 @@ rule train_initial:
     output:
         directory(P.INITIAL_MODEL),
     params:
+        launch=TRAIN,
         set=SET,
         reads=params_of("seed", "model", "train_initial", "task.templates"),
     threads: T
@@ -14,7 +15,7 @@ rule train_initial:
     benchmark:
         "benchmarks/train_initial.tsv"
     shell:
-        "varreason --params params.yaml{params.set} --threads {threads} --log {log} train-initial --train {input.train}"
+        "{params.launch} --params params.yaml{params.set} --threads {threads} --log {log} train-initial --train {input.train}"
         " --out {output}"
 
 
@@ -25,6 +26,7 @@ rule train_posterior:
     output:
         directory(P.POSTERIOR_MODEL),
     params:
+        launch=TRAIN,
         set=SET,
         reads=params_of("seed", "model", "train_posterior", "task.templates"),
     threads: T
@@ -35,7 +37,7 @@ rule train_posterior:
     benchmark:
         "benchmarks/train_posterior.tsv"
     shell:
-        "varreason --params params.yaml{params.set} --threads {threads} --log {log} train-posterior --train {input.train}"
+        "{params.launch} --params params.yaml{params.set} --threads {threads} --log {log} train-posterior --train {input.train}"
         " --initial {input.initial} --out {output}"
 
 
@@ -46,6 +48,7 @@ rule train_final:
     output:
         directory(P.FINAL_MODEL),
     params:
+        launch=TRAIN,
         set=SET,
         reads=params_of("seed", "train_final"),
     threads: T
@@ -56,5 +59,5 @@ rule train_final:
     benchmark:
         "benchmarks/train_final-{estimator}.tsv"
     shell:
-        "varreason --params params.yaml{params.set} --threads {threads} --log {log} train-final --estimator {wildcards.estimator}"
+        "{params.launch} --params params.yaml{params.set} --threads {threads} --log {log} train-final --estimator {wildcards.estimator}"
         " --final-set {input.final_set} --initial {input.initial} --out {output}"

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from varreason.io import read_parquet, read_shards, write_json, write_parquet
-from varreason.modeling import load_model
-from varreason.task import templates_from_params, trace_check
+from varreason.modeling import load_tokenizer
+from varreason.prompting import Prompter, prompter_for
+from varreason.task import trace_check
 
 WEIGHTED_COLUMNS = ["question_id", "question", "trace", "trace_token_ids", "answer_token_ids", "log_weight", "weight"]
 
@@ -35,16 +36,15 @@ def select_traces(df: pd.DataFrame, mode: str, threshold: float) -> pd.DataFrame
     return best.assign(train_weight=1.0)
 
 
-def _original_rows(train: pd.DataFrame, tokenizer, params: dict) -> pd.DataFrame:
-    tpl = templates_from_params(params["task"])
+def _original_rows(train: pd.DataFrame, pi: Prompter) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "question_id": train["question_id"],
             "source": "original",
-            "prompt": [tpl.reasoner(q) for q in train["question"]],
+            "prompt": [pi.reasoner(q) for q in train["question"]],
             "trace": train["trace"],
             "completion_token_ids": [
-                tokenizer(tpl.completion(t, a)).input_ids + [tokenizer.eos_token_id]
+                pi.encode(pi.completion(t, a)) + [pi.end_id]
                 for t, a in zip(train["trace"], train["answer"], strict=True)
             ],
             "weight": 1.0,
@@ -52,8 +52,8 @@ def _original_rows(train: pd.DataFrame, tokenizer, params: dict) -> pd.DataFrame
     )
 
 
-def _finish(rows: pd.DataFrame, train, tokenizer, params, out, metrics_out, extra: dict) -> pd.DataFrame:
-    parts = [_original_rows(train, tokenizer, params)] if params["select"]["mix_original"] else []
+def _finish(rows: pd.DataFrame, train, pi: Prompter, params, out, metrics_out, extra: dict) -> pd.DataFrame:
+    parts = [_original_rows(train, pi)] if params["select"]["mix_original"] else []
     final = pd.concat([*parts, rows], ignore_index=True)
     write_parquet(final, out)
     stats = {"n_examples": len(final), "n_selected": len(rows), **extra}
@@ -77,25 +77,24 @@ def build_final(
 ) -> pd.DataFrame:
     df = read_parquet(weights_path, WEIGHTED_COLUMNS)
     train = read_parquet(train_path, ["question_id", "question", "trace", "answer"])
-    _, tokenizer = load_model(initial_dir)
+    pi = prompter_for(params, load_tokenizer(initial_dir))
     sel = select_traces(df, params["select"]["mode"], params["select"]["threshold"])
-    tpl = templates_from_params(params["task"])
     rows = pd.DataFrame(
         {
             "question_id": sel["question_id"],
             "source": "selected",
             "question": sel["question"],
-            "prompt": [tpl.reasoner(q) for q in sel["question"]],
+            "prompt": [pi.reasoner(q) for q in sel["question"]],
             "trace": sel["trace"],
             "completion_token_ids": [
-                list(t) + list(a) + [tokenizer.eos_token_id]
+                list(t) + list(a) + [pi.end_id]
                 for t, a in zip(sel["trace_token_ids"], sel["answer_token_ids"], strict=True)
             ],
             "weight": sel["train_weight"],
         }
     )
     extra = {"questions_selected": int(sel["question_id"].nunique()), "n_train_questions": len(train)}
-    return _finish(rows, train, tokenizer, params, out, metrics_out, extra)
+    return _finish(rows, train, pi, params, out, metrics_out, extra)
 
 
 def build_baseline(
@@ -109,9 +108,9 @@ def build_baseline(
 ) -> pd.DataFrame:
     """SFT: the original data alone. RFT: pi_0's verified-correct samples (distinct per question)."""
     train = read_parquet(train_path, ["question_id", "question", "trace", "answer"])
-    _, tokenizer = load_model(initial_dir)
+    pi = prompter_for(params, load_tokenizer(initial_dir))
     if kind == "sft":
-        final = _original_rows(train, tokenizer, params)
+        final = _original_rows(train, pi)
         write_parquet(final, out)
         write_json({"n_examples": len(train), "n_selected": 0}, metrics_out)
         return final
@@ -120,7 +119,7 @@ def build_baseline(
     s = read_shards(
         initial_samples, ["question_id", "question", "prompt", "completion", "completion_token_ids", "correct"]
     )
-    eos = tokenizer.eos_token_id
+    end = pi.end_id
     kept = s[s["correct"]].drop_duplicates(["question_id", "completion"])
     rows = pd.DataFrame(
         {
@@ -131,10 +130,10 @@ def build_baseline(
             "trace": kept["trace"],
             # a correct answer cut by the length limit still gets its EOS
             "completion_token_ids": [
-                list(c) if len(c) and c[-1] == eos else [*c, eos] for c in kept["completion_token_ids"]
+                list(c) if len(c) and c[-1] in pi.stop_ids else [*c, end] for c in kept["completion_token_ids"]
             ],
             "weight": 1.0,
         }
     )
     extra = {"questions_selected": int(kept["question_id"].nunique()), "n_train_questions": len(train)}
-    return _finish(rows, train, tokenizer, params, out, metrics_out, extra)
+    return _finish(rows, train, pi, params, out, metrics_out, extra)

@@ -12,31 +12,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from varreason.backends import generate
 from varreason.estimators import pass_at_k
-from varreason.generation import sample
 from varreason.io import read_parquet, write_json, write_parquet
-from varreason.modeling import load_model
+from varreason.modeling import load_tokenizer
+from varreason.prompting import prompter_for
 from varreason.stages.sample import shard_seed
-from varreason.task import extract_answer, is_correct, templates_from_params, trace_check
+from varreason.task import trace_check
+from varreason.verify import verify_many
 
 
 def evaluate(
     params: dict, model_dir: str | Path, test_path: str | Path, name: str, out: str | Path, metrics_out: str | Path
 ) -> dict:
-    test = read_parquet(test_path, ["question_id", "question", "answer"])
+    test = read_parquet(test_path, ["question_id", "question", "answer", "gold"])
     cfg = params["evaluate"]
-    tpl = templates_from_params(params["task"])
-    model, tok = load_model(model_dir)
-    prompts = [tok(tpl.reasoner(q)).input_ids for q in test["question"]]
+    pi = prompter_for(params, load_tokenizer(model_dir))
+    prompts = [pi.encode(pi.reasoner(q)) for q in test["question"]]
     common = dict(
-        pad_id=tok.pad_token_id,
-        stop_ids=[tok.eos_token_id],
+        backend=params["sampling"]["backend"],
+        tokenizer=pi.tokenizer,
+        stop_ids=pi.stop_ids,
         max_new_tokens=cfg["max_new_tokens"],
         batch_size=cfg["batch_size"],
     )
-    greedy = sample(model, prompts, num_samples=1, temperature=0.0, seed=0, desc=f"eval[{name}] greedy", **common)
-    sampled = sample(
-        model,
+    greedy = generate(model_dir, prompts, num_samples=1, temperature=0.0, seed=0, desc=f"eval[{name}] greedy", **common)
+    sampled = generate(
+        model_dir,
         prompts,
         num_samples=cfg["n_samples"],
         temperature=cfg["temperature"],
@@ -44,29 +46,31 @@ def evaluate(
         desc=f"eval[{name}] sampled",
         **common,
     )
-    rows = []
+    samples = [("greedy", s) for s in greedy] + [("sampled", s) for s in sampled]
+    texts = [pi.tokenizer.decode(s.token_ids, skip_special_tokens=True) for _, s in samples]
+    split = [pi.split(t) for t in texts]
+    correct = verify_many(
+        [test["gold"][s.prompt_index] for _, s in samples], [a for _, a in split], kind=params["task"]["verifier"]
+    )
     synthetic = params["task"]["source"] == "synthetic"
-    for kind, samples in (("greedy", greedy), ("sampled", sampled)):
-        for s in samples:
-            text = tok.decode(s.token_ids, skip_special_tokens=True)
-            predicted = extract_answer(text, tpl.answer_delimiter)
-            q = test["question"][s.prompt_index]
-            trace = text.split(tpl.answer_delimiter, 1)[0]
-            valid, steps = trace_check(q, trace, params["task"]["modulus"]) if synthetic else (None, None)
-            rows.append(
-                {
-                    "question_id": test["question_id"][s.prompt_index],
-                    "decoding": kind,
-                    "sample_index": s.sample_index,
-                    "completion": text,
-                    "predicted_answer": predicted,
-                    "answer": test["answer"][s.prompt_index],
-                    "correct": is_correct(predicted, test["answer"][s.prompt_index]),
-                    "trace_valid": valid,
-                    "trace_steps": steps,
-                    "finish_reason": s.finish_reason,
-                }
-            )
+    rows = []
+    for (kind, s), text, (trace, predicted), ok in zip(samples, texts, split, correct, strict=True):
+        q = test["question"][s.prompt_index]
+        valid, steps = trace_check(q, trace, params["task"]["modulus"]) if synthetic else (None, None)
+        rows.append(
+            {
+                "question_id": test["question_id"][s.prompt_index],
+                "decoding": kind,
+                "sample_index": s.sample_index,
+                "completion": text,
+                "predicted_answer": predicted,
+                "answer": test["gold"][s.prompt_index],
+                "correct": ok,
+                "trace_valid": valid,
+                "trace_steps": steps,
+                "finish_reason": s.finish_reason,
+            }
+        )
     df = pd.DataFrame(rows)
     write_parquet(df, out)
     metrics = summarise(df, cfg["pass_k"])

@@ -1,8 +1,9 @@
 """Stage ``prepare``: write the train and test splits as Parquet.
 
 Sources: ``synthetic`` (the embedded task), a local ``.parquet``/``.jsonl`` file, or a hub dataset
-id, the last two read with ``datasets``. A file or dataset needs the columns ``question``,
-``answer`` and ``trace`` (a reference trace); a ``split`` column, if present, picks test rows.
+id, the last two read with ``datasets`` and mapped by a layout adapter (``varreason.data``:
+Bespoke-Stratos/OpenThoughts, question/thought/solution, GSM8K/MATH question-answer). A ``split``
+column, if present, picks test rows; else ``n_test`` rows are held out at random (seeded).
 """
 
 from __future__ import annotations
@@ -11,37 +12,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from varreason.io import InputError, write_parquet
+from varreason.data import load_task
+from varreason.io import write_parquet
 from varreason.task import generate_questions
 
-COLUMNS = ["question_id", "question", "trace", "answer"]
 
-
-def _load_external(source: str, seed: int, n_test: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    import datasets
-
-    path = Path(source)
-    if path.suffix in (".parquet", ".jsonl", ".json"):
-        if not path.exists():
-            raise InputError(f"task.source: {source}: file not found")
-        kind = "parquet" if path.suffix == ".parquet" else "json"
-        ds = datasets.load_dataset(kind, data_files=str(path), split="train")
-    else:
-        ds = datasets.load_dataset(source, split="train")
-    df = ds.to_pandas()
-    missing = [c for c in ("question", "trace", "answer") if c not in df.columns]
-    if missing:
-        raise InputError(f"{source}: missing column(s) {missing}; has {list(df.columns)}")
-    for col in ("question", "trace", "answer"):
-        bad = df.index[df[col].isna() | (df[col].astype(str).str.len() == 0)].tolist()
-        if col != "trace" and bad:
-            raise InputError(f"{source}: row {bad[0]}: empty field {col!r}")
-    if "question_id" not in df.columns:
-        df["question_id"] = [f"q-{i:06d}" for i in range(len(df))]
+def _load_external(t: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    df = load_task(t["source"], t.get("layout", "auto"), t.get("hub_split", "train"), t.get("hub_config"))
     if "split" in df.columns:
-        return df[df["split"] != "test"], df[df["split"] == "test"]
+        return df[df["split"] != "test"].drop(columns="split"), df[df["split"] == "test"].drop(columns="split")
     shuffled = df.sample(frac=1.0, random_state=seed)
-    return shuffled.iloc[n_test:], shuffled.iloc[:n_test]
+    return shuffled.iloc[t["n_test"] :], shuffled.iloc[: t["n_test"]]
 
 
 def prepare(params: dict, train_out: str | Path, test_out: str | Path) -> tuple[int, int]:
@@ -53,8 +34,9 @@ def prepare(params: dict, train_out: str | Path, test_out: str | Path) -> tuple[
         test = pd.DataFrame(generate_questions(t["n_test"], params["seed"] * 2 + 2, prefix="test", **kw))
         # no test question may also be a train question
         test = test[~test["question"].isin(set(train["question"]))]
+        train["gold"], test["gold"] = train["answer"], test["answer"]
     else:
-        train, test = _load_external(t["source"], params["seed"], t["n_test"])
+        train, test = _load_external(t, params["seed"])
         train = train.head(t["n_train"])
     write_parquet(train.reset_index(drop=True), train_out)
     write_parquet(test.reset_index(drop=True), test_out)

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from varreason.generation import sample
+from varreason.backends import generate
 from varreason.io import read_parquet, read_shards, write_parquet
-from varreason.modeling import load_model
-from varreason.task import extract_answer, is_correct, templates_from_params
+from varreason.modeling import load_tokenizer
+from varreason.prompting import prompter_for
+from varreason.verify import verify_many
 
 
 def shard_rows(df: pd.DataFrame, shard: int, shards: int) -> pd.DataFrame:
@@ -24,7 +25,7 @@ def shard_rows(df: pd.DataFrame, shard: int, shards: int) -> pd.DataFrame:
 
 
 def _shard_questions(params: dict, train_path: str | Path, shard: int) -> pd.DataFrame:
-    df = read_parquet(train_path, ["question_id", "question", "answer"])
+    df = read_parquet(train_path, ["question_id", "question", "answer", "gold"])
     return shard_rows(df, shard, params["sampling"]["shards"])
 
 
@@ -43,17 +44,33 @@ def shard_seed(seed: int, shard: int, stream: int) -> int:
 
 
 def _generate(
-    model_dir, prompts_text: list[str], params: dict, seed: int, stop: str, max_new: int, temperature: float, desc: str
+    model_dir,
+    prompts_text: list[str],
+    params: dict,
+    seed: int,
+    stop_at_delimiter: bool,
+    max_new: int,
+    temperature: float,
+    desc: str,
 ):
-    model, tokenizer = load_model(model_dir)
+    """K samples per prompt text; stopped at the trace delimiter or at the end of the completion."""
+    tokenizer = load_tokenizer(model_dir)
+    prompter = prompter_for(params, tokenizer)
     cfg = params["sampling"]
-    prompt_ids = [tokenizer(p).input_ids for p in prompts_text]
-    stop_ids = [tokenizer.eos_token_id] + ([tokenizer.convert_tokens_to_ids(stop)] if stop else [])
-    samples = sample(
-        model,
+    prompt_ids = [prompter.encode(p) for p in prompts_text]
+    stop_ids, stop_strings = list(prompter.stop_ids), []
+    if stop_at_delimiter:
+        if prompter.delimiter_id is not None:
+            stop_ids.append(prompter.delimiter_id)
+        else:
+            stop_strings.append(prompter.fmt.answer_delimiter)
+    samples = generate(
+        model_dir,
         prompt_ids,
-        pad_id=tokenizer.pad_token_id,
+        backend=cfg["backend"],
+        tokenizer=tokenizer,
         stop_ids=stop_ids,
+        stop_strings=stop_strings,
         num_samples=cfg["k"],
         max_new_tokens=max_new,
         temperature=temperature,
@@ -61,7 +78,7 @@ def _generate(
         batch_size=cfg["batch_size"],
         desc=desc,
     )
-    return tokenizer, prompt_ids, samples
+    return prompter, prompt_ids, samples
 
 
 def _identity(df: pd.DataFrame, prompts: list[str], s, shard: int) -> dict:
@@ -74,6 +91,7 @@ def _identity(df: pd.DataFrame, prompts: list[str], s, shard: int) -> dict:
         "shard": shard,
         "question": df["question"][i],
         "answer": df["answer"][i],
+        "gold": df["gold"][i],
         "prompt": prompts[i],
     }
 
@@ -87,36 +105,34 @@ def sample_posterior(
     "posterior", that samples pi_0's own traces, and the log-ratio of every trace is exactly zero.
     """
     df = _shard_questions(params, train_path, shard)
-    tpl = templates_from_params(params["task"])
+    prompter = prompter_for(params, load_tokenizer(posterior_dir))
     if params["sampling"]["hint"]:
-        prompts = [tpl.posterior(q, a) for q, a in zip(df["question"], df["answer"], strict=True)]
+        prompts = [prompter.posterior(q, a) for q, a in zip(df["question"], df["answer"], strict=True)]
     else:
-        prompts = [tpl.reasoner(q) for q in df["question"]]
+        prompts = [prompter.reasoner(q) for q in df["question"]]
     seed = shard_seed(params["seed"], shard, 1)
-    tokenizer, prompt_ids, samples = _generate(
+    prompter, prompt_ids, samples = _generate(
         posterior_dir,
         prompts,
         params,
         seed,
-        tpl.answer_delimiter,
+        True,
         params["sampling"]["max_trace_tokens"],
         params["sampling"]["temperature"],
         f"sample_posterior[{shard}]",
     )
-    delim = tokenizer.convert_tokens_to_ids(tpl.answer_delimiter)
     rows = []
     for s in samples:
         ids = s.token_ids
-        body = ids[:-1] if s.finish_reason == "stop" else ids
+        text = prompter.tokenizer.decode(ids, skip_special_tokens=True)
+        # "stop" only when the trace ended at a complete answer delimiter (EOS before it is malformed)
+        ended = prompter.trace_cut(ids) == len(ids)
         rows.append(
             {
                 **_identity(df, prompts, s, shard),
-                "trace": tokenizer.decode(body, skip_special_tokens=True),
+                "trace": prompter.split(text)[0],
                 "trace_token_ids": ids,
-                # "stop" only when the trace ended at the answer delimiter (EOS before it is malformed)
-                "finish_reason": "stop"
-                if ids and ids[-1] == delim
-                else ("eos" if s.finish_reason == "stop" else "length"),
+                "finish_reason": "stop" if ended else ("eos" if s.finish_reason == "stop" else "length"),
                 "prompt_length": len(prompt_ids[s.prompt_index]),
                 "trace_length": len(ids),
                 "sample_logps": s.logps,
@@ -132,36 +148,38 @@ def sample_initial(
 ) -> pd.DataFrame:
     """K full completions (trace, delimiter, answer) per question from pi_0, each verified."""
     df = _shard_questions(params, train_path, shard)
-    tpl = templates_from_params(params["task"])
-    prompts = [tpl.reasoner(q) for q in df["question"]]
+    prompter = prompter_for(params, load_tokenizer(initial_dir))
+    prompts = [prompter.reasoner(q) for q in df["question"]]
     max_new = params["sampling"]["max_trace_tokens"] + params["rollout"]["max_answer_tokens"] + 1
-    tokenizer, prompt_ids, samples = _generate(
+    prompter, prompt_ids, samples = _generate(
         initial_dir,
         prompts,
         params,
         shard_seed(params["seed"], shard, 2),
-        "",
+        False,
         max_new,
         params["sampling"]["initial_temperature"],
         f"sample_initial[{shard}]",
     )
     rows = []
-    for s in samples:
-        text = tokenizer.decode(s.token_ids, skip_special_tokens=True)
-        predicted = extract_answer(text, tpl.answer_delimiter)
-        reference = df["answer"][s.prompt_index]
+    texts = [prompter.tokenizer.decode(s.token_ids, skip_special_tokens=True) for s in samples]
+    split = [prompter.split(t) for t in texts]
+    verdicts = verify_many(
+        [df["gold"][s.prompt_index] for s in samples], [a for _, a in split], kind=params["task"]["verifier"]
+    )
+    for s, text, (trace, predicted), correct in zip(samples, texts, split, verdicts, strict=True):
         rows.append(
             {
                 **_identity(df, prompts, s, shard),
                 "completion": text,
                 "completion_token_ids": s.token_ids,
-                "trace": text.split(tpl.answer_delimiter, 1)[0],
+                "trace": trace,
                 "finish_reason": s.finish_reason,
                 "prompt_length": len(prompt_ids[s.prompt_index]),
                 "completion_length": len(s.token_ids),
                 "sample_logps": s.logps,
                 "predicted_answer": predicted,
-                "correct": is_correct(predicted, reference),
+                "correct": correct,
             }
         )
     out_df = pd.DataFrame(rows)

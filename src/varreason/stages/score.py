@@ -13,52 +13,73 @@ from pathlib import Path
 
 import pandas as pd
 
-from varreason.generation import sample
+from varreason.backends import generate
+from varreason.backends import score as score_with
 from varreason.io import read_parquet, write_parquet
-from varreason.logprobs import score_completions
-from varreason.modeling import load_model
+from varreason.modeling import load_tokenizer
+from varreason.prompting import prompter_for
 from varreason.stages.sample import shard_seed
-from varreason.task import is_correct, templates_from_params
+from varreason.verify import verify_many
 
-TRACE_COLUMNS = ["question_id", "sample_index", "question", "answer", "prompt", "trace_token_ids", "finish_reason"]
+TRACE_COLUMNS = [
+    "question_id",
+    "sample_index",
+    "question",
+    "answer",
+    "gold",
+    "prompt",
+    "trace_token_ids",
+    "finish_reason",
+    "sample_logps",
+]
 
 
 def score(
     params: dict, traces_path: str | Path, initial_dir: str | Path, posterior_dir: str | Path, out: str | Path
 ) -> pd.DataFrame:
     df = read_parquet(traces_path, TRACE_COLUMNS)
-    tpl = templates_from_params(params["task"])
-    bs = params["scoring"]["batch_size"]
+    backend, bs = params["sampling"]["backend"], params["scoring"]["batch_size"]
     traces = [list(t) for t in df["trace_token_ids"]]
 
-    pi_model, pi_tok = load_model(initial_dir)
-    pi_prompts = [pi_tok(tpl.reasoner(q)).input_ids for q in df["question"]]
+    pi = prompter_for(params, load_tokenizer(initial_dir))
+    pi_prompts = [pi.encode(pi.reasoner(q)) for q in df["question"]]
     ok = (df["finish_reason"] == "stop").tolist()
-    answer_ids = [pi_tok(a).input_ids for a in df["answer"]]
+    answer_ids = [pi.encode(pi.answer_text(a)) for a in df["answer"]]
     # one pass of pi_0 over trace + answer gives both: a causal model's trace log-probs do not
     # depend on the tokens after them
-    both = score_completions(
-        pi_model,
+    both = score_with(
+        initial_dir,
         pi_prompts,
         [t + a if good else t for t, a, good in zip(traces, answer_ids, ok, strict=True)],
-        pi_tok.pad_token_id,
-        bs,
+        backend=backend,
+        pad_id=pi.tokenizer.pad_token_id,
+        batch_size=bs,
         desc="score[pi_0]",
     )
     prior_logps = [lp[: len(t)] for lp, t in zip(both, traces, strict=True)]
     answer_logps = [lp[len(t) :] if good else [] for lp, t, good in zip(both, traces, ok, strict=True)]
-    del pi_model
 
     q_prompts_text = df["prompt"].tolist()
     if Path(posterior_dir).resolve() == Path(initial_dir).resolve() and q_prompts_text == [
-        tpl.reasoner(q) for q in df["question"]
+        pi.reasoner(q) for q in df["question"]
     ]:
         # the proposal is pi_0 itself (no-hint ablation): q's pass would repeat pi_0's exactly
         posterior_logps = prior_logps
+    elif params["scoring"]["posterior_from_samples"]:
+        # the sampler recorded log q of every sampled token (raw, untempered): no second pass
+        posterior_logps = [list(lp) for lp in df["sample_logps"]]
     else:
-        q_model, q_tok = load_model(posterior_dir)
-        q_prompts = [q_tok(p).input_ids for p in q_prompts_text]
-        posterior_logps = score_completions(q_model, q_prompts, traces, q_tok.pad_token_id, bs, desc="score[q]")
+        q = prompter_for(params, load_tokenizer(posterior_dir))
+        q_prompts = [q.encode(p) for p in q_prompts_text]
+        posterior_logps = score_with(
+            posterior_dir,
+            q_prompts,
+            traces,
+            backend=backend,
+            pad_id=q.tokenizer.pad_token_id,
+            batch_size=bs,
+            desc="score[q]",
+        )
 
     out_df = df.assign(
         prior_logps=prior_logps,
@@ -76,15 +97,15 @@ def rollout(
     """M answers per trace from pi_0(. | x, z); verdicts and acc per trace."""
     df = read_parquet(traces_path, TRACE_COLUMNS)
     cfg = params["rollout"]
-    tpl = templates_from_params(params["task"])
-    model, tok = load_model(initial_dir)
+    pi = prompter_for(params, load_tokenizer(initial_dir))
     idx = [i for i, f in enumerate(df["finish_reason"]) if f == "stop"]
-    prompts = [tok(tpl.reasoner(df["question"][i])).input_ids + list(df["trace_token_ids"][i]) for i in idx]
-    samples = sample(
-        model,
+    prompts = [pi.encode(pi.reasoner(df["question"][i])) + list(df["trace_token_ids"][i]) for i in idx]
+    samples = generate(
+        initial_dir,
         prompts,
-        pad_id=tok.pad_token_id,
-        stop_ids=[tok.eos_token_id],
+        backend=params["sampling"]["backend"],
+        tokenizer=pi.tokenizer,
+        stop_ids=pi.stop_ids,
         num_samples=cfg["m"],
         max_new_tokens=cfg["max_answer_tokens"],
         temperature=cfg["temperature"],
@@ -94,8 +115,14 @@ def rollout(
     )
     answers: list[list[str]] = [[] for _ in range(len(df))]
     for s in samples:
-        answers[idx[s.prompt_index]].append(tok.decode(s.token_ids, skip_special_tokens=True).strip())
-    verdicts = [[is_correct(a, ref) for a in ans] for ans, ref in zip(answers, df["answer"], strict=True)]
+        answers[idx[s.prompt_index]].append(pi.tokenizer.decode(s.token_ids, skip_special_tokens=True).strip())
+    # the rollout continues after the delimiter: put it back so the split finds the answer section
+    flat = [(i, a) for i, ans in enumerate(answers) for a in ans]
+    predicted = [pi.split(pi.fmt.answer_delimiter + a)[1] for _, a in flat]
+    flat_verdicts = verify_many([df["gold"][i] for i, _ in flat], predicted, kind=params["task"]["verifier"])
+    verdicts: list[list[bool]] = [[] for _ in range(len(df))]
+    for (i, _), v in zip(flat, flat_verdicts, strict=True):
+        verdicts[i].append(v)
     out_df = df[["question_id", "sample_index"]].assign(
         rollout_answers=answers,
         rollout_verdicts=verdicts,

@@ -14,14 +14,17 @@ import torch
 
 from varreason.io import InputError, read_parquet, write_json
 from varreason.modeling import initial_model, load_model, save_model_atomic
-from varreason.task import templates_from_params
+from varreason.prompting import prompter_for
 from varreason.training import Example, train_sft
 
 FINAL_COLUMNS = ["question_id", "source", "prompt", "completion_token_ids", "weight"]
 
 
 def _train(model, tokenizer, examples, cfg: dict, seed: int, out_dir, desc: str) -> list[dict]:
-    history, model = train_sft(
+    """Train and save; under ``accelerate launch`` every process trains and the main one saves."""
+    from accelerate import PartialState
+
+    history, _ = train_sft(
         model,
         examples,
         pad_id=tokenizer.pad_token_id,
@@ -32,20 +35,19 @@ def _train(model, tokenizer, examples, cfg: dict, seed: int, out_dir, desc: str)
         weight_decay=cfg["weight_decay"],
         seed=seed,
         desc=desc,
+        grad_accum_steps=cfg.get("grad_accum_steps", 1),
+        save=lambda m, state: save_model_atomic(m, tokenizer, out_dir, state_dict=state),
     )
-    save_model_atomic(model, tokenizer, out_dir)
-    write_json({"n_examples": len(examples), "history": history}, Path(out_dir) / "train_log.json")
+    if PartialState().is_main_process:
+        write_json({"n_examples": len(examples), "history": history}, Path(out_dir) / "train_log.json")
     return history
 
 
 def original_examples(df: pd.DataFrame, tokenizer, params: dict) -> list[Example]:
-    """Reasoner prompt -> reference trace, delimiter, answer, EOS."""
-    tpl = templates_from_params(params["task"])
+    """Reasoner prompt -> reference trace, delimiter, answer, end of completion."""
+    pi = prompter_for(params, tokenizer)
     return [
-        Example(
-            tokenizer(tpl.reasoner(q)).input_ids,
-            tokenizer(tpl.completion(t, a)).input_ids + [tokenizer.eos_token_id],
-        )
+        Example(pi.encode(pi.reasoner(q)), pi.encode(pi.completion(t, a)) + [pi.end_id])
         for q, t, a in zip(df["question"], df["trace"], df["answer"], strict=True)
     ]
 
@@ -66,10 +68,10 @@ def train_posterior(params: dict, train_path: str | Path, initial_dir: str | Pat
         model, tokenizer = load_model(initial_dir)
     else:
         model, tokenizer = initial_model(params["model"], params["seed"] + 1)
-    tpl = templates_from_params(params["task"])
+    q = prompter_for(params, tokenizer)
     examples = [
-        Example(tokenizer(tpl.posterior(q, a)).input_ids, tokenizer(t + tpl.answer_delimiter).input_ids)
-        for q, t, a in zip(df["question"], df["trace"], df["answer"], strict=True)
+        Example(q.encode(q.posterior(x, a)), q.encode(t + q.fmt.answer_delimiter))
+        for x, t, a in zip(df["question"], df["trace"], df["answer"], strict=True)
     ]
     model.train()
     return _train(model, tokenizer, examples, cfg, params["seed"] + 1, out_dir, "train_posterior")
@@ -88,9 +90,9 @@ def update_posterior(
     if live.empty:
         raise InputError(f"{weights_path}: no trace has a positive weight; nothing to update q with")
     model, tokenizer = load_model(posterior_dir)
-    tpl = templates_from_params(params["task"])
+    qp = prompter_for(params, tokenizer)
     examples = [
-        Example(tokenizer(tpl.posterior(q, a)).input_ids, [int(t) for t in z], float(w))
+        Example(qp.encode(qp.posterior(q, a)), [int(t) for t in z], float(w))
         for q, a, z, w in zip(live["question"], live["answer"], live["trace_token_ids"], live["weight"], strict=True)
     ]
     model.train()
@@ -104,7 +106,7 @@ def final_examples(df: pd.DataFrame, tokenizer, source: str | Path) -> list[Exam
     if bad:
         raise InputError(f"{source}: row {bad[0]}: field 'weight' must be a finite number >= 0")
     return [
-        Example(tokenizer(p).input_ids, [int(t) for t in c], float(w))
+        Example(tokenizer(p, add_special_tokens=False).input_ids, [int(t) for t in c], float(w))
         for p, c, w in zip(df["prompt"], df["completion_token_ids"], df["weight"], strict=True)
     ]
 

@@ -1,0 +1,103 @@
+"""Where sampling and scoring run: transformers (``hf``, the default) or vLLM (``vllm``).
+
+A stage names a model directory and token ids; this module picks the engine from the stage's
+``backend`` param. Both return the same things: ``Sample`` lists with the raw log-prob of each
+sampled token, and per-token log-probs of given completions (never re-tokenised text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from varreason.generation import Sample, sample
+from varreason.logprobs import score_completions
+from varreason.modeling import load_model
+
+BACKENDS = ("hf", "vllm")
+_loaded: dict[str, object] = {}
+
+
+def _hf_model(model_dir: str | Path):
+    """The transformers model of ``model_dir``; the last one loaded stays in memory for the next call."""
+    key = str(Path(model_dir).resolve()) if Path(model_dir).exists() else str(model_dir)
+    if key not in _loaded:
+        _loaded.clear()
+        _loaded[key] = load_model(model_dir)[0]
+    return _loaded[key]
+
+
+def _check(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+
+
+def generate(
+    model_dir: str | Path,
+    prompts: Sequence[Sequence[int]],
+    *,
+    backend: str,
+    tokenizer,
+    stop_ids: Sequence[int],
+    stop_strings: Sequence[str] = (),
+    num_samples: int,
+    max_new_tokens: int,
+    temperature: float,
+    seed: int,
+    batch_size: int,
+    desc: str,
+) -> list[Sample]:
+    """``num_samples`` samples per prompt (token ids) from the model in ``model_dir``."""
+    _check(backend)
+    if backend == "vllm":
+        from varreason.vllm_backend import vllm_sample
+
+        return vllm_sample(
+            str(model_dir),
+            prompts,
+            stop_ids=stop_ids,
+            stop_strings=stop_strings,
+            num_samples=num_samples,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+            desc=desc,
+        )
+    return sample(
+        _hf_model(model_dir),
+        prompts,
+        pad_id=tokenizer.pad_token_id,
+        stop_ids=stop_ids,
+        stop_strings=stop_strings,
+        tokenizer=tokenizer,
+        num_samples=num_samples,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        batch_size=batch_size,
+        desc=desc,
+    )
+
+
+def score(
+    model_dir: str | Path,
+    prompts: Sequence[Sequence[int]],
+    completions: Sequence[Sequence[int]],
+    *,
+    backend: str,
+    pad_id: int,
+    batch_size: int,
+    desc: str,
+) -> list[list[float]]:
+    """log p(completion_t | prompt, completion_<t) for every completion token."""
+    _check(backend)
+    if backend == "vllm":
+        from varreason.vllm_backend import vllm_score
+
+        return vllm_score(str(model_dir), prompts, completions, desc=desc)
+    return score_completions(_hf_model(model_dir), prompts, completions, pad_id, batch_size, desc=desc)
+
+
+def release() -> None:
+    """Drop the cached transformers model (before loading a large other one)."""
+    _loaded.clear()
