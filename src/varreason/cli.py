@@ -29,6 +29,7 @@ STAGE_MODULES = {
     "train-final": ["varreason.stages.train"],
     "baselines": ["varreason.stages.build", "varreason.stages.train"],
     "evaluate": ["varreason.stages.evaluate"],
+    "evaluate-benchmark": ["varreason.stages.evaluate"],
     "report": ["varreason.stages.report"],
     "update-posterior": ["varreason.stages.train"],
     "claims-report": ["varreason.stages.claims_report"],
@@ -165,6 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
         name={"required": True, "help": "model name, e.g. initial, sft, rft, vr-gml, vr-acc"},
         model={"default": None},
         test=P.PREPARED_TEST,
+        out={"default": None},
+        metrics={"default": None},
+    )
+    _cmd(
+        sub,
+        "evaluate-benchmark",
+        "greedy accuracy, avg@n and pass@k of one model on a math/science benchmark (evaluate.benchmarks)",
+        name={"required": True, "help": "model name, e.g. initial, sft, rft, vr-gml, vr-acc"},
+        benchmark={"required": True, "help": "math500, aime24, aime25, amc23, gpqa_diamond or olympiadbench"},
+        model={"default": None},
         out={"default": None},
         metrics={"default": None},
     )
@@ -340,6 +351,24 @@ def run(args: argparse.Namespace, params: dict) -> None:  # noqa: C901 - a flat 
             n,
             args.out or P.EVAL_SAMPLES.format(model=n),
             args.metrics or P.EVAL_METRICS.format(model=n),
+        )
+    elif c == "evaluate-benchmark":
+        from varreason.stages.evaluate import evaluate_benchmark
+
+        n, b = args.name, args.benchmark
+        if args.model is None and n not in P.EVAL_MODELS:
+            raise InputError(f"--name {n!r}: unknown model; pass --model DIR or one of {list(P.EVAL_MODELS)}")
+        if b not in params["evaluate"]["benchmarks"]:
+            raise InputError(
+                f"--benchmark {b!r} is not in evaluate.benchmarks {list(params['evaluate']['benchmarks'])}"
+            )
+        evaluate_benchmark(
+            params,
+            args.model or P.EVAL_MODELS[n],
+            b,
+            n,
+            args.out or P.BENCH_SAMPLES.format(model=n, benchmark=b),
+            args.metrics or P.BENCH_METRICS.format(model=n, benchmark=b),
         )
     elif c == "report":
         from varreason.stages.report import report

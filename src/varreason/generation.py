@@ -8,6 +8,7 @@ params and seed give the same samples on CPU.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,12 +46,14 @@ def _generate(model, ids: torch.Tensor, mask: torch.Tensor, config: dict, num_sa
             **kwargs,
         )
     cache = DynamicCache(config=model.config)
+    # transformers renamed past_key_values to cache in 5.2x (the old name still works there, deprecated)
+    kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     positions = position_ids_from_mask(mask)
     model(
         input_ids=ids[:, :-1],
         attention_mask=mask[:, :-1],
         position_ids=positions[:, :-1],
-        cache=cache,
+        **{kw: cache},
         use_cache=True,
         logits_to_keep=1,
     )
@@ -58,7 +61,7 @@ def _generate(model, ids: torch.Tensor, mask: torch.Tensor, config: dict, num_sa
     return model.generate(
         input_ids=ids.repeat_interleave(num_samples, 0),
         attention_mask=mask.repeat_interleave(num_samples, 0),
-        cache=cache,
+        **{kw: cache},
         generation_config=GenerationConfig(**config),
         **kwargs,
     )

@@ -11,6 +11,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from varreason.prompting import format_from_params
+
 
 class ParamsError(ValueError):
     """A params file that does not match the schema; the message names the file and the key."""
@@ -40,11 +42,10 @@ def validate_params(params: dict, source: str = "params") -> dict:
     t = params["task"]
     if t["min_ops"] > t["max_ops"]:
         raise ParamsError(f"{source}: task.min_ops ({t['min_ops']}) > task.max_ops ({t['max_ops']})")
-    if params["sampling"]["backend"] != "hf":
-        # the vLLM path is planned (scale-out issue); fail loudly rather than silently use transformers
-        raise ParamsError(
-            f"{source}: sampling.backend {params['sampling']['backend']!r} is not implemented yet; use 'hf'"
-        )
+    try:
+        format_from_params(t)
+    except ValueError as e:
+        raise ParamsError(f"{source}: {e}") from e
     too_big = [k for k in params["evaluate"]["pass_k"] if k > params["evaluate"]["n_samples"]]
     if too_big:
         raise ParamsError(f"{source}: evaluate.pass_k {too_big} exceeds evaluate.n_samples")

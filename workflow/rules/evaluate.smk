@@ -22,6 +22,31 @@ rule evaluate:
         " --model {input.model} --test {input.test} --out {output.samples} --metrics {output.metrics}"
 
 
+rule evaluate_benchmark:
+    input:
+        model=lambda w: P.EVAL_MODELS[w.model],
+    output:
+        samples=P.BENCH_SAMPLES,
+        metrics=P.BENCH_METRICS,
+    params:
+        set=SET,
+        reads=params_of("seed", "evaluate", "sampling.backend", "task.templates"),
+    wildcard_constraints:
+        model="|".join(P.EVAL_MODELS),
+        benchmark="|".join(BENCHMARKS) or "NONE",
+    threads: T
+    resources:
+        **heavy(8000, 240),
+    log:
+        "logs/evaluate-{model}-{benchmark}.log",
+    benchmark:
+        "benchmarks/evaluate-{model}-{benchmark}.tsv"
+    shell:
+        "varreason --params params.yaml{params.set} --threads {threads} --log {log} evaluate-benchmark"
+        " --name {wildcards.model} --benchmark {wildcards.benchmark} --model {input.model}"
+        " --out {output.samples} --metrics {output.metrics}"
+
+
 rule report:
     input:
         evals=expand(P.EVAL_METRICS, model=list(P.EVAL_MODELS)),

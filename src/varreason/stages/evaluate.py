@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from varreason.backends import generate
+from varreason.benchmarks import get_spec, load_benchmark
 from varreason.estimators import pass_at_k
 from varreason.io import read_parquet, write_json, write_parquet
 from varreason.modeling import load_tokenizer
@@ -25,7 +26,47 @@ from varreason.verify import verify_many
 def evaluate(
     params: dict, model_dir: str | Path, test_path: str | Path, name: str, out: str | Path, metrics_out: str | Path
 ) -> dict:
+    """The model on the prepared test split, with ``evaluate``'s sampling settings and the task's verifier."""
     test = read_parquet(test_path, ["question_id", "question", "answer", "gold"])
+    cfg = params["evaluate"]
+    return _evaluate(
+        params,
+        model_dir,
+        test.assign(verifier=params["task"]["verifier"]),
+        name,
+        cfg["n_samples"],
+        cfg["temperature"],
+        out,
+        metrics_out,
+    )
+
+
+def evaluate_benchmark(
+    params: dict, model_dir: str | Path, benchmark: str, name: str, out: str | Path, metrics_out: str | Path
+) -> dict:
+    """The model on one benchmark (``evaluate.benchmarks``: name -> local file, hub id, or null for the
+    default hub id) with that benchmark's sampling settings (n samples, temperature)."""
+    source = params["evaluate"]["benchmarks"].get(benchmark)
+    questions = load_benchmark(benchmark, source, seed=params["seed"]).rename(columns={"answer": "gold"})
+    spec = get_spec(benchmark)
+    metrics = _evaluate(
+        params, model_dir, questions, f"{name}/{benchmark}", spec.n_samples, spec.temperature, out, metrics_out
+    )
+    return metrics
+
+
+def _evaluate(
+    params: dict,
+    model_dir: str | Path,
+    questions: pd.DataFrame,
+    name: str,
+    n_samples: int,
+    temperature: float,
+    out: str | Path,
+    metrics_out: str | Path,
+) -> dict:
+    """Greedy and ``n_samples`` sampled completions per question, verified; rows to ``out``, metrics."""
+    test = questions.reset_index(drop=True)
     cfg = params["evaluate"]
     pi = prompter_for(params, load_tokenizer(model_dir))
     prompts = [pi.encode(pi.reasoner(q)) for q in test["question"]]
@@ -40,8 +81,8 @@ def evaluate(
     sampled = generate(
         model_dir,
         prompts,
-        num_samples=cfg["n_samples"],
-        temperature=cfg["temperature"],
+        num_samples=n_samples,
+        temperature=temperature,
         seed=shard_seed(params["seed"], 0, 4),
         desc=f"eval[{name}] sampled",
         **common,
@@ -50,7 +91,9 @@ def evaluate(
     texts = [pi.tokenizer.decode(s.token_ids, skip_special_tokens=True) for _, s in samples]
     split = [pi.split(t) for t in texts]
     correct = verify_many(
-        [test["gold"][s.prompt_index] for _, s in samples], [a for _, a in split], kind=params["task"]["verifier"]
+        [test["gold"][s.prompt_index] for _, s in samples],
+        [a for _, a in split],
+        kind=[test["verifier"][s.prompt_index] for _, s in samples],
     )
     synthetic = params["task"]["source"] == "synthetic"
     rows = []
@@ -73,7 +116,7 @@ def evaluate(
         )
     df = pd.DataFrame(rows)
     write_parquet(df, out)
-    metrics = summarise(df, cfg["pass_k"])
+    metrics = summarise(df, sorted({*(k for k in cfg["pass_k"] if k <= n_samples), n_samples}))
     metrics["model"] = name
     write_json(metrics, metrics_out)
     return metrics

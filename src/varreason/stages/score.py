@@ -106,6 +106,8 @@ def rollout(
         backend=params["sampling"]["backend"],
         tokenizer=pi.tokenizer,
         stop_ids=pi.stop_ids,
+        # the answer ends at its closing tag (<|end_of_solution|>) where the format has one
+        stop_strings=[pi.fmt.answer_suffix.strip()] if pi.fmt.answer_suffix.strip() else [],
         num_samples=cfg["m"],
         max_new_tokens=cfg["max_answer_tokens"],
         temperature=cfg["temperature"],
