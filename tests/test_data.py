@@ -158,3 +158,19 @@ def test_prepare_stage_on_a_stratos_file_with_a_split_column(tmp_path):
     assert (n_train, n_test) == (5, 3)
     test = read_parquet(tmp_path / "test.parquet", PREPARED_COLUMNS)
     assert test["question"].tolist() == ["Q0", "Q4", "Q8"] and test["gold"].tolist() == ["0", "4", "8"]
+
+
+def test_a_hub_id_goes_through_datasets_with_its_split_and_config(monkeypatch):
+    """No hub is reachable here: the call is checked, and the rows it returns are adapted."""
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(path, name=None, split=None, **kw):
+        calls.append((path, name, split))
+        return datasets.Dataset.from_list([_stratos_row("Q", "t", "\\boxed{2}")])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    df = load_task("bespokelabs/Bespoke-Stratos-17k", "auto", "train", None)
+    assert calls == [("bespokelabs/Bespoke-Stratos-17k", None, "train")]
+    assert df.loc[0, ["question", "gold"]].tolist() == ["Q", "2"]

@@ -55,7 +55,8 @@ def get_engine(model_dir: str, *, max_model_len: int | None = None, seed: int = 
     On CPU: float32, eager mode (no compile: starts about twice as fast) and a 1 GiB KV cache unless
     ``VLLM_CPU_KVCACHE_SPACE`` says otherwise. ``engine_kwargs`` go to ``vllm.LLM`` and win over these.
     """
-    model_dir = str(Path(model_dir).resolve())
+    # a local directory by its absolute path (one engine however it is named); a hub id as it is
+    model_dir = str(Path(model_dir).resolve()) if Path(model_dir).exists() else str(model_dir)
     key = (model_dir, max_model_len, seed, tuple(sorted((k, repr(v)) for k, v in engine_kwargs.items())))
     if key in _ENGINES:
         return _ENGINES[key]
