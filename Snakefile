@@ -12,6 +12,7 @@ import sys
 from snakemake.utils import min_version, validate
 
 from varreason import paths as P
+from varreason.locks import clear_stale_locks
 from varreason.params import load_params_file, overrides_between, validate_params
 
 min_version("9.0")
@@ -22,6 +23,14 @@ shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.e
 
 
 configfile: "params.yaml"
+
+
+# A run killed by SIGKILL leaves Snakemake's locks behind; with no other snakemake working in this
+# folder they are stale, and removing them lets the same command resume (src/varreason/locks.py).
+if workflow.is_main_process:
+    _stale = clear_stale_locks(".")
+    if _stale:
+        print(f"varreason: removed stale Snakemake locks of a killed run: {', '.join(_stale)}", file=sys.stderr)
 
 
 # Our validator first: one line per problem, naming the dotted key. Then Snakemake's own, same schema.

@@ -34,7 +34,8 @@ def test_default_and_smoke_params_are_valid():
         (lambda p: p["select"].update(mode="best"), "select.mode"),
         (lambda p: p["task"]["templates"].update(prompt="Q{question}H{answer}T"), "task.templates.prompt"),
         (lambda p: p["evaluate"].update(pass_k=[16]), "evaluate.pass_k"),
-        (lambda p: p["sampling"].update(backend="vllm"), "sampling.backend 'vllm' is not implemented"),
+        (lambda p: p["sampling"].update(backend="sglang"), "sampling.backend"),
+        (lambda p: p["task"]["templates"].update(posterior_prompt="Q{question}T"), "{answer} (the hint)"),
     ],
 )
 def test_bad_params_name_the_key(tmp_path, edit, expected):

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from varreason.io import InputError
+from varreason.io import InputError, check_utf8, read_text
 
 OUTPUT_COLUMNS = ["benchmark", "question_id", "question", "answer", "verifier"]
 FILE_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv")
@@ -133,9 +133,10 @@ def _looks_like_file(source: str) -> bool:
 
 
 def _read_json(path: Path) -> pd.DataFrame:
+    text = read_text(path)  # InputError naming the byte offset when it is not UTF-8
     try:
-        obj = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
         raise InputError(f"{path}: not valid JSON ({e})") from e
     if isinstance(obj, dict):
         lists = [v for v in obj.values() if isinstance(v, list)]
@@ -155,7 +156,7 @@ def _read_json(path: Path) -> pd.DataFrame:
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     records = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -184,6 +185,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if suffix == ".json":
         return _read_json(path)
     if suffix == ".csv":
+        check_utf8(path)
         try:
             return pd.read_csv(path, dtype=str, keep_default_na=False)
         except Exception as e:

@@ -182,11 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     _cmd(
         sub,
         "report",
-        "collect every model's metrics into one table (printed, and written)",
+        "collect every model's metrics into one table (printed, and written), and the report page of the run",
         summary=P.SUMMARY,
         page=P.REPORT_PAGE,
         accuracy_plot=P.ACCURACY_PLOT,
         iwae_plot=P.IWAE_PLOT,
+        html={"default": P.REPORT_HTML, "help": "the report page (one self-contained HTML file); '' to skip it"},
+        plots={"default": P.REPORT_PLOTS_DIR, "help": "folder for each page plot's data (CSV) and drawing (PNG)"},
     )
     _cmd(
         sub,
@@ -222,6 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
         "dvc pull, then mark the restored outputs up to date for Snakemake (restored mtimes would rerun them)",
         remote={"default": None, "help": "DVC remote name (default: the default remote)"},
         cores={"type": int, "default": 1},
+    )
+    _cmd(
+        sub,
+        "doctor",
+        "check the environment and a run folder (params, every stage output, logs of failed jobs) and say "
+        "what is wrong, with the fix; exit 1 when a problem is found",
+        run_dir={"default": ".", "help": "the run folder (where params.yaml is and the outputs go)"},
+        json={"action": "store_true", "help": "print the checks as one JSON object"},
+        only={"choices": ["env", "run"], "default": None, "help": "check only the environment or the run folder"},
     )
     _cmd(
         sub,
@@ -371,20 +382,28 @@ def run(args: argparse.Namespace, params: dict) -> None:  # noqa: C901 - a flat 
             args.metrics or P.BENCH_METRICS.format(model=n, benchmark=b),
         )
     elif c == "report":
-        from varreason.stages.report import report
+        from varreason.stages.report import report, report_html
 
-        page = report(
+        metrics = (
             {n: P.EVAL_METRICS.format(model=n) for n in P.EVAL_MODELS},
             {e: P.WEIGHT_METRICS.format(estimator=e) for e in P.ESTIMATORS},
             {
                 **{f"vr-{e}": P.FINAL_SET_METRICS.format(estimator=e) for e in P.ESTIMATORS},
                 **{b: P.BASELINE_SET_METRICS.format(baseline=b) for b in P.BASELINES},
             },
-            args.summary,
-            args.page,
-            args.accuracy_plot,
-            args.iwae_plot,
         )
+        page = report(*metrics, args.summary, args.page, args.accuracy_plot, args.iwae_plot)
+        if args.html:
+            report_html(
+                params,
+                *metrics,
+                corpora={e: P.WEIGHTED_TRACES.format(estimator=e) for e in P.ESTIMATORS},
+                initial_samples=P.shards(P.INITIAL_SAMPLES, params["sampling"]["shards"]),
+                eval_samples={n: P.EVAL_SAMPLES.format(model=n) for n in P.EVAL_MODELS},
+                model_dirs={"initial": P.INITIAL_MODEL, "posterior": P.POSTERIOR_MODEL, **P.EVAL_MODELS},
+                html_out=args.html,
+                plots_dir=args.plots,
+            )
         print(page)
     elif c == "update-posterior":
         from varreason.stages.train import update_posterior
@@ -398,6 +417,10 @@ def run(args: argparse.Namespace, params: dict) -> None:  # noqa: C901 - a flat 
         from varreason.traces_cli import run as run_traces
 
         run_traces(args, params)
+    elif c == "doctor":
+        from varreason.doctor import doctor
+
+        raise SystemExit(doctor(args.run_dir, as_json=args.json, only=args.only))
     elif c == "install-profile":
         from varreason.profile import install_profile
 
@@ -433,9 +456,14 @@ def _redirect_output(path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.log:
-        _redirect_output(args.log)
+        try:
+            _redirect_output(args.log)
+        except OSError as e:
+            msg = f"--log {args.log}: cannot be written ({e.strerror})"
+            print(f"varreason {args.command}: error: {msg}", file=sys.stderr)
+            return 2
     try:
-        if args.command == "install-profile":  # needs no params file
+        if args.command in ("install-profile", "doctor"):  # need no params file (doctor checks the run's)
             run(args, {})
             return 0
         params = load_params(args.params, args.overrides)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from varreason.io import InputError
+from varreason.io import InputError, check_utf8
 
 PREPARED_COLUMNS = ["question_id", "question", "trace", "answer", "gold"]
 LAYOUTS = ("auto", "stratos", "thought_solution", "qa", "native")
@@ -44,6 +44,8 @@ def load_source(source: str, split: str = "train", config: str | None = None) ->
         if not path.exists():
             raise InputError(f"task.source: {source}: file not found")
         kind = "parquet" if path.suffix == ".parquet" else "json"
+        if kind == "json":
+            check_utf8(path)  # else a bad byte surfaces later as a bare UnicodeDecodeError
         try:
             ds = datasets.load_dataset(kind, data_files=str(path), split="train")
         except Exception as e:  # datasets wraps parser errors in several exception types

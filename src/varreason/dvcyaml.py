@@ -21,23 +21,42 @@ from pathlib import Path
 
 import yaml
 
+from varreason import paths as P
 from varreason.cli import STAGE_MODULES
 
 HEADER = (
     "# Generated from the Snakefile by `varreason dvc-yaml`: do not edit by hand.\n"
     "# CI runs `varreason dvc-yaml --check` and fails when this file and the Snakefile differ.\n"
 )
-# dvc.yaml's top-level plots: files the report rule writes, and how to draw them.
+# dvc.yaml's top-level plots: the data files the report rule writes, and how to draw them (the report
+# page, reports/report.html, draws the same data: varreason/report_page.py). Per-bin x: the bin's centre.
+_VR = [f"vr-{e}" for e in P.ESTIMATORS]
+_PAGE_PLOTS = {
+    "log_weights": {"x": "log_weight", "y": list(P.ESTIMATORS), "title": "Raw log-weights: traces per bin"},
+    "ess": {"x": "ess_over_k", "y": list(P.ESTIMATORS), "title": "ESS/K per question: questions per bin"},
+    "accuracy_by_bin": {
+        "x": "difficulty",
+        "y": list(P.EVAL_MODELS),
+        "title": "Greedy accuracy by difficulty bin (pi_0's own accuracy)",
+    },
+    "implicit_weights": {
+        "x": "difficulty",
+        "y": ["uniform", "rft", "grpo", *_VR],
+        "title": "Share of training weight by difficulty bin",
+    },
+    "loss": {"x": "step", "y": ["initial", "posterior", *list(P.EVAL_MODELS)[1:]], "title": "Smoothed training loss"},
+}
 PLOTS = [
     {
-        "reports/plots/accuracy.csv": {
-            "x": "model",
-            "y": "greedy_acc",
+        P.ACCURACY_PLOT: {
+            "x": "greedy_acc",
+            "y": "model",
             "template": "bar_horizontal",
             "title": "Held-out greedy accuracy",
         }
     },
-    {"reports/plots/iwae_by_k.csv": {"x": "k", "y": "iwae_bound", "title": "IWAE bound estimate vs K"}},
+    {P.IWAE_PLOT: {"x": "k", "y": "iwae_bound", "title": "IWAE bound estimate vs K"}},
+    *({P.PAGE_PLOT_DATA.format(plot=name): spec} for name, spec in _PAGE_PLOTS.items()),
 ]
 PERSIST_PREFIX = "data/traces/"
 

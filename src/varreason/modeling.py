@@ -7,8 +7,8 @@ directory or a hub id) switches to a real checkpoint through the same AutoModel/
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -21,6 +21,9 @@ from transformers import (
     Qwen3Config,
     Qwen3ForCausalLM,
 )
+
+from varreason import paths as P
+from varreason.io import InputError, write_dir_atomic
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 # Every character the embedded task and its templates can write.
@@ -61,21 +64,90 @@ def build_tiny_qwen3(model_params: dict, tokenizer: PreTrainedTokenizerFast, see
 def initial_model(model_params: dict, seed: int) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
     """The model a run starts from: a pretrained checkpoint if named, else a tiny random Qwen3."""
     if model_params.get("pretrained"):
-        return load_model(model_params["pretrained"])
+        try:
+            return load_model(model_params["pretrained"])
+        except InputError as e:
+            raise InputError(f"model.pretrained: {e}") from e
     tokenizer = build_char_tokenizer()
     return build_tiny_qwen3(model_params, tokenizer, seed), tokenizer
 
 
-def _check_dir(path: str) -> None:
-    if os.path.isdir(path) and not (Path(path) / "config.json").exists():
-        raise FileNotFoundError(f"{path}: not a model directory (no config.json); was its stage run?")
+# the stage (rule, subcommand) that writes each model directory of the DAG
+_MAKERS = [
+    (P.INITIAL_MODEL, "train_initial", "varreason train-initial"),
+    (P.POSTERIOR_MODEL, "train_posterior", "varreason train-posterior"),
+    *(
+        (P.FINAL_MODEL.format(estimator=e), "train_final", f"varreason train-final --estimator {e}")
+        for e in P.ESTIMATORS
+    ),
+    *((P.BASELINE_MODEL.format(baseline=b), "baselines", f"varreason baselines --kind {b}") for b in P.BASELINES),
+]
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def model_maker(path: str | Path) -> str | None:
+    """Which stage writes the model directory ``path`` (matched on its DAG path), in words; None if none."""
+    p = Path(path).as_posix().rstrip("/")
+    for dag_path, rule, command in _MAKERS:
+        if p == dag_path or p.endswith("/" + dag_path):
+            return f"stage {rule} (`{command}`, or `snakemake {dag_path}`)"
+    return None
+
+
+def _looks_local(path: str) -> bool:
+    """A path rather than a hub id (``name`` or ``owner/name``): absolute, relative with ./, or deeper."""
+    return (
+        os.path.isabs(path)
+        or path.startswith((".", "~"))
+        or path.count("/") > 1
+        or "\\" in path
+        or model_maker(path) is not None
+        or (path.count("/") == 1 and os.path.isdir(path.split("/")[0]))
+    )
+
+
+def check_model_dir(path: str | Path) -> None:
+    """InputError naming ``path`` and the stage that makes it when it is not a saved model.
+
+    A missing local directory, a folder without config.json, or one without weights. Hub ids are
+    left to transformers.
+    """
+    path = str(path)
+    maker = model_maker(path)
+    hint = f"it is written by {maker}" if maker else "pass the folder of a saved checkpoint (or a hub id)"
+    if os.path.isdir(path):
+        if not (Path(path) / "config.json").exists():
+            raise InputError(f"{path}: not a model directory (no config.json); {hint}")
+        if not any((Path(path) / f).exists() for f in _WEIGHT_FILES):
+            raise InputError(f"{path}: model directory without weights (none of {list(_WEIGHT_FILES)}); {hint}")
+    elif os.path.exists(path):
+        raise InputError(f"{path}: not a model directory (a file); {hint}")
+    elif _looks_local(path):
+        raise InputError(f"{path}: model directory not found; {hint}")
+
+
+def _hub_error(path: str, e: Exception) -> InputError:
+    if os.path.isdir(path):
+        return InputError(
+            f"{path}: the checkpoint cannot be loaded ({type(e).__name__}: {e}); "
+            f"rerun {model_maker(path) or 'the stage that wrote it'}"
+        )
+    return InputError(f"{path}: not a local model directory, and not loadable as a hub id ({type(e).__name__}: {e})")
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     """A checkpoint's tokenizer, with a pad token (EOS where it has none) and left padding."""
     path = str(path)
-    _check_dir(path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    check_model_dir(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise _hub_error(path, e) from e
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -85,23 +157,38 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
 def load_model(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
     """Load a checkpoint (local directory or hub id) in float32 for CPU work."""
     tokenizer = load_tokenizer(path)
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    except (OSError, ValueError) as e:
+        raise _hub_error(str(path), e) from e
     model.eval()
     return model, tokenizer
 
 
+def vocab_size(model_dir: str | Path, tokenizer) -> int:
+    """How many token ids a model accepts: its embedding rows (config.json), at least the tokenizer's size."""
+    n = len(tokenizer)
+    config = Path(model_dir) / "config.json"
+    if config.exists():
+        try:
+            cfg = json.loads(config.read_text())
+        except (OSError, ValueError):
+            return n
+        text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+        if isinstance(text.get("vocab_size"), int):
+            n = max(n, text["vocab_size"])
+    return n
+
+
 def save_model_atomic(model: PreTrainedModel, tokenizer, out_dir: str | Path, state_dict: dict | None = None) -> None:
-    """save_pretrained into a temp dir, then rename: a killed run never leaves a half model.
+    """save_pretrained into a temp dir, then rename: a killed (or failed: disk full) run never leaves a half model.
 
     ``state_dict``: the full weights gathered by the trainer (a sharded FSDP/ZeRO-3 model holds
     only its own shard).
     """
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp, state_dict=state_dict)
-    tokenizer.save_pretrained(tmp)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(tmp, state_dict=state_dict)
+        tokenizer.save_pretrained(tmp)
+
+    write_dir_atomic(out_dir, fill)

@@ -11,6 +11,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from varreason.io import InputError, read_text
 from varreason.prompting import format_from_params
 
 
@@ -90,9 +91,16 @@ def overrides_between(base: dict, changed: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def _read(path: Path) -> str:
+    try:
+        return read_text(path)
+    except InputError as e:  # not UTF-8: the message names the byte offset
+        raise ParamsError(str(e)) from e
+
+
 def load_params_file(path: str | Path) -> dict:
     """The raw YAML mapping of a params file (no validation)."""
-    return yaml.safe_load(Path(path).read_text())
+    return yaml.safe_load(_read(Path(path)))
 
 
 def load_params(path: str | Path = "params.yaml", overrides: list[str] = ()) -> dict:
@@ -100,7 +108,7 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] = ()) -> 
     if not path.exists():
         raise ParamsError(f"{path}: params file not found")
     try:
-        params = yaml.safe_load(path.read_text())
+        params = yaml.safe_load(_read(path))
     except yaml.YAMLError as e:
         raise ParamsError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(params, dict):

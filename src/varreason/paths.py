@@ -16,6 +16,7 @@ FINAL_MODEL = "data/models/final-{estimator}"
 BASELINE_SET = "data/train/baseline-{baseline}.parquet"
 BASELINE_SET_METRICS = "metrics/train-set-{baseline}.json"
 BASELINE_MODEL = "data/models/baseline-{baseline}"
+TRAIN_LOG = "train_log.json"  # inside every trained model's directory: the loss history
 EVAL_SAMPLES = "data/eval/{model}.parquet"
 EVAL_METRICS = "metrics/eval/{model}.json"
 BENCH_SAMPLES = "data/eval/benchmarks/{model}/{benchmark}.parquet"
@@ -24,6 +25,13 @@ SUMMARY = "metrics/summary.json"
 REPORT_PAGE = "reports/summary.md"
 ACCURACY_PLOT = "reports/plots/accuracy.csv"
 IWAE_PLOT = "reports/plots/iwae_by_k.csv"
+# The report page (one self-contained HTML file) and its plots: each plot's data is a CSV (a DVC
+# plot in dvc.yaml) and its drawing a PNG beside it, embedded in the page.
+REPORT_HTML = "reports/report.html"
+REPORT_PLOTS_DIR = "reports/plots"
+PAGE_PLOTS = ("log_weights", "ess", "accuracy_by_bin", "implicit_weights", "loss")
+PAGE_PLOT_DATA = REPORT_PLOTS_DIR + "/{plot}.csv"
+PAGE_PLOT_IMAGE = REPORT_PLOTS_DIR + "/{plot}.png"
 
 ESTIMATORS = ("gml", "acc")
 BASELINES = ("sft", "rft")

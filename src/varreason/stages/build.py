@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from varreason.io import read_parquet, read_shards, write_json, write_parquet
-from varreason.modeling import load_tokenizer
+from varreason.io import check_token_ids, read_parquet, write_json, write_parquet
+from varreason.modeling import load_tokenizer, vocab_size
 from varreason.prompting import Prompter, prompter_for
 from varreason.task import trace_check
 
@@ -78,6 +78,9 @@ def build_final(
     df = read_parquet(weights_path, WEIGHTED_COLUMNS)
     train = read_parquet(train_path, ["question_id", "question", "trace", "answer"])
     pi = prompter_for(params, load_tokenizer(initial_dir))
+    n_vocab = vocab_size(initial_dir, pi.tokenizer)
+    for col in ("trace_token_ids", "answer_token_ids"):
+        check_token_ids(df, col, n_vocab, weights_path, str(initial_dir))
     sel = select_traces(df, params["select"]["mode"], params["select"]["threshold"])
     rows = pd.DataFrame(
         {
@@ -116,9 +119,12 @@ def build_baseline(
         return final
     if kind != "rft":
         raise ValueError(f"baseline must be sft or rft, got {kind!r}")
-    s = read_shards(
-        initial_samples, ["question_id", "question", "prompt", "completion", "completion_token_ids", "correct"]
-    )
+    cols = ["question_id", "question", "prompt", "completion", "completion_token_ids", "correct"]
+    shards = [read_parquet(p, cols) for p in initial_samples]
+    n_vocab = vocab_size(initial_dir, pi.tokenizer)
+    for path, shard in zip(initial_samples, shards, strict=True):
+        check_token_ids(shard, "completion_token_ids", n_vocab, path, str(initial_dir))
+    s = pd.concat(shards, ignore_index=True)
     end = pi.end_id
     kept = s[s["correct"]].drop_duplicates(["question_id", "completion"])
     rows = pd.DataFrame(

@@ -15,8 +15,8 @@ import pandas as pd
 
 from varreason.backends import generate
 from varreason.backends import score as score_with
-from varreason.io import read_parquet, write_parquet
-from varreason.modeling import load_tokenizer
+from varreason.io import check_token_ids, read_parquet, write_parquet
+from varreason.modeling import load_tokenizer, vocab_size
 from varreason.prompting import prompter_for
 from varreason.stages.sample import shard_seed
 from varreason.verify import verify_many
@@ -42,6 +42,8 @@ def score(
     traces = [list(t) for t in df["trace_token_ids"]]
 
     pi = prompter_for(params, load_tokenizer(initial_dir))
+    # a corpus from another tokenizer fails here, naming the row, before any model runs
+    check_token_ids(df, "trace_token_ids", vocab_size(initial_dir, pi.tokenizer), traces_path, str(initial_dir))
     pi_prompts = [pi.encode(pi.reasoner(q)) for q in df["question"]]
     ok = (df["finish_reason"] == "stop").tolist()
     answer_ids = [pi.encode(pi.answer_text(a)) for a in df["answer"]]
@@ -70,6 +72,7 @@ def score(
         posterior_logps = [list(lp) for lp in df["sample_logps"]]
     else:
         q = prompter_for(params, load_tokenizer(posterior_dir))
+        check_token_ids(df, "trace_token_ids", vocab_size(posterior_dir, q.tokenizer), traces_path, str(posterior_dir))
         q_prompts = [q.encode(p) for p in q_prompts_text]
         posterior_logps = score_with(
             posterior_dir,
@@ -98,6 +101,7 @@ def rollout(
     df = read_parquet(traces_path, TRACE_COLUMNS)
     cfg = params["rollout"]
     pi = prompter_for(params, load_tokenizer(initial_dir))
+    check_token_ids(df, "trace_token_ids", vocab_size(initial_dir, pi.tokenizer), traces_path, str(initial_dir))
     idx = [i for i, f in enumerate(df["finish_reason"]) if f == "stop"]
     prompts = [pi.encode(pi.reasoner(df["question"][i])) + list(df["trace_token_ids"][i]) for i in idx]
     samples = generate(

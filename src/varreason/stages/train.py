@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from varreason.io import InputError, read_parquet, write_json
-from varreason.modeling import initial_model, load_model, save_model_atomic
+from varreason.io import InputError, check_token_ids, read_parquet, write_json
+from varreason.modeling import initial_model, load_model, load_tokenizer, save_model_atomic, vocab_size
 from varreason.prompting import prompter_for
 from varreason.training import Example, train_sft
 
@@ -41,6 +41,11 @@ def _train(model, tokenizer, examples, cfg: dict, seed: int, out_dir, desc: str)
     if PartialState().is_main_process:
         write_json({"n_examples": len(examples), "history": history}, Path(out_dir) / "train_log.json")
     return history
+
+
+def _vocab_limit(model_dir) -> int:
+    """The token ids ``model_dir`` accepts, checked before its weights are loaded (a fast, clear error)."""
+    return vocab_size(model_dir, load_tokenizer(model_dir))
 
 
 def original_examples(df: pd.DataFrame, tokenizer, params: dict) -> list[Example]:
@@ -89,6 +94,7 @@ def update_posterior(
     live = df[np.isfinite(df["log_weight"]) & (df["weight"] > 0)]
     if live.empty:
         raise InputError(f"{weights_path}: no trace has a positive weight; nothing to update q with")
+    check_token_ids(df, "trace_token_ids", _vocab_limit(posterior_dir), weights_path, str(posterior_dir))
     model, tokenizer = load_model(posterior_dir)
     qp = prompter_for(params, tokenizer)
     examples = [
@@ -116,6 +122,7 @@ def train_final(
 ) -> list[dict]:
     """Weighted SFT of pi_0 on a final training set (VR selections, or a baseline's set)."""
     df = read_parquet(final_set, FINAL_COLUMNS)
+    check_token_ids(df, "completion_token_ids", _vocab_limit(initial_dir), final_set, str(initial_dir))
     model, tokenizer = load_model(initial_dir)
     examples = final_examples(df, tokenizer, final_set)
     model.train()

@@ -2,11 +2,14 @@
 
 log rho_k = log_ratio(pi(z_k|x) / q(z_k|x,y')) + log pi^(Y | x, z_k), with the ratio per-token
 mean (default) or sum, and pi^ either GML or Acc. Raw log-weights are stored before any
-selection; per question: normalised weights, ESS and the IWAE bound estimate.
+selection; per question: normalised weights, ESS and the IWAE bound estimate. A question whose
+log-weights are all -inf, NaN or +inf gets zero weight: it stays in the table, is never selected, and
+is counted with its reason in the metrics (``questions_dropped``); NaN/+inf read as weight zero.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +28,9 @@ from varreason.estimators import (
 )
 from varreason.io import InputError, read_shards, write_json, write_parquet
 
+DROP_INVALID = "NaN or +inf log-weight (a broken score)"
+DROP_NO_DELIMITER = "no trace reached the answer delimiter"
+DROP_ZERO = "every weight is zero (log-weight -inf)"
 SCORED_COLUMNS = ["question_id", "sample_index", "prior_logps", "posterior_logps", "answer_logps", "finish_reason"]
 ESTIMATORS = ("gml", "acc")
 
@@ -64,16 +70,50 @@ def weights(
     df = df.sort_values(["question_id", "sample_index"], kind="stable").reset_index(drop=True)
     per_q = []
     for _, g in df.groupby("question_id", sort=False):
-        lw = g["log_weight"].to_numpy()
+        lw = usable_log_weights(g["log_weight"].to_numpy())
         per_q.append(
             pd.DataFrame(
                 {"weight": normalised_weights(lw), "ess": ess(lw), "iwae_bound": iwae_bound(lw)}, index=g.index
             )
         )
     df = df.join(pd.concat(per_q))
+    stats = weight_stats(df, params["sampling"]["k"])
+    if stats["questions_dropped"]:
+        reasons = "; ".join(f"{n} {r}" for r, n in stats["questions_dropped_reasons"].items())
+        print(
+            f"weights[{estimator}]: {stats['questions_dropped']} of {stats['n_questions']} question(s) get zero "
+            f"weight and are dropped ({reasons}), e.g. {', '.join(map(str, dropped_questions(df)[:3]))}; "
+            f"counted in {metrics_out}",
+            file=sys.stderr,
+        )
     write_parquet(df, out)
-    write_json(weight_stats(df, params["sampling"]["k"]), metrics_out)
+    write_json(stats, metrics_out)
     return df
+
+
+def usable_log_weights(lw: np.ndarray) -> np.ndarray:
+    """Raw log-weights with NaN and +inf (a broken score, e.g. -inf - -inf) read as -inf: weight zero.
+
+    The raw column keeps them (nothing is hidden); normalised weights, ESS and bounds use this.
+    """
+    lw = np.asarray(lw, dtype=np.float64)
+    return np.where(np.isnan(lw) | np.isposinf(lw), NEG_INF, lw)
+
+
+def drop_reason(g: pd.DataFrame) -> str | None:
+    """Why a question's traces all get zero weight (None when one has a positive weight)."""
+    lw = g["log_weight"].to_numpy(dtype=np.float64)
+    if np.isfinite(lw).any():
+        return None
+    if (np.isnan(lw) | np.isposinf(lw)).any():
+        return DROP_INVALID
+    if not (g["finish_reason"] == "stop").any():
+        return DROP_NO_DELIMITER
+    return DROP_ZERO
+
+
+def dropped_questions(df: pd.DataFrame) -> list:
+    return [qid for qid, g in df.groupby("question_id", sort=False) if drop_reason(g) is not None]
 
 
 def weight_stats(df: pd.DataFrame, k: int) -> dict:
@@ -81,7 +121,9 @@ def weight_stats(df: pd.DataFrame, k: int) -> dict:
     g = df.groupby("question_id", sort=False)
     finite = np.isfinite(df["log_weight"])
     live = g["log_weight"].apply(lambda s: np.isfinite(s).any())
-    bounds = [iwae_bound_by_k(s.to_numpy()) for _, s in g["log_weight"] if np.isfinite(s).any()]
+    bounds = [iwae_bound_by_k(usable_log_weights(s.to_numpy())) for _, s in g["log_weight"] if np.isfinite(s).any()]
+    reasons = pd.Series([drop_reason(q) for _, q in g], dtype=object).dropna()
+    lw = df["log_weight"].to_numpy(dtype=np.float64)
     # per k: the mean over questions of the subset-averaged bound, among questions where it is finite
     # (a size-k subset whose weights are all zero makes it -inf: e.g. Acc with no correct rollout);
     # the share of questions where it is finite says how much that filter hides
@@ -97,6 +139,10 @@ def weight_stats(df: pd.DataFrame, k: int) -> dict:
         "n_traces": len(df),
         "traces_ended_at_delimiter": float((df["finish_reason"] == "stop").mean()),
         "questions_with_any_weight": float(live.mean()),
+        # questions whose every trace has weight zero: kept in the table, never selected
+        "questions_dropped": len(reasons),
+        "questions_dropped_reasons": {str(r): int(n) for r, n in reasons.value_counts().items()},
+        "traces_nan_or_inf": int((np.isnan(lw) | np.isposinf(lw)).sum()),
         "ess_over_k_mean": float(g["ess"].first()[live].mean() / k) if live.any() else 0.0,
         "top_weight_median": float(g["weight"].max()[live].median()) if live.any() else 0.0,
         "log_ratio_mean": float(df["log_ratio"][finite].mean()) if finite.any() else None,
