@@ -1,6 +1,8 @@
 """Stale Snakemake locks are removed only when no live snakemake works in the folder."""
 
 import subprocess
+import time
+from pathlib import Path
 
 from varreason.locks import clear_stale_locks
 
@@ -24,6 +26,10 @@ def test_locks_of_a_live_run_are_kept(tmp_path):
     d = _locks(tmp_path)
     # a process named snakemake working in that folder
     live = subprocess.Popen(["bash", "-c", "exec -a snakemake sleep 30"], cwd=tmp_path)
+    cmdline = Path(f"/proc/{live.pid}/cmdline")
+    deadline = time.time() + 10
+    while not cmdline.read_bytes().startswith(b"snakemake") and time.time() < deadline:
+        time.sleep(0.01)  # until bash has exec'd the renamed sleep
     try:
         assert clear_stale_locks(tmp_path) == []
         assert len(list(d.iterdir())) == 2
