@@ -50,7 +50,7 @@ def _at(root: str | Path, pattern: str, seed: int, **kw) -> Path:
     return Path(root) / pattern.format(seed=seed, **kw)[len(VC.ROOT) + 1 :]
 
 
-def _per_question(path: Path) -> pd.DataFrame:
+def per_question(path: Path) -> pd.DataFrame:
     """Greedy correctness and sampled accuracy (pass@1) per test question, indexed by question id."""
     df = read_parquet(path, ["question_id", "decoding", "correct"])
     greedy = df[df["decoding"] == "greedy"].groupby("question_id")["correct"].mean()
@@ -59,7 +59,7 @@ def _per_question(path: Path) -> pd.DataFrame:
 
 
 def _load_seed(root, seed: int, shards: int) -> dict:
-    evals = {m: _per_question(_at(root, VC.EVAL_SAMPLES, seed, model=m)) for m in VC.MODELS}
+    evals = {m: per_question(_at(root, VC.EVAL_SAMPLES, seed, model=m)) for m in VC.MODELS}
     ids = evals["initial"].index
     for m, e in evals.items():
         if not e.index.equals(ids):

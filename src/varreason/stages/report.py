@@ -23,7 +23,7 @@ import numpy as np
 from varreason import paths as P
 from varreason import report_page as RP
 from varreason.io import InputError, read_parquet, write_json, write_text
-from varreason.stages.claims_report import _per_question
+from varreason.stages.claims_report import per_question
 from varreason.stages.sample import own_accuracy
 from varreason.traces import load_corpus
 
@@ -187,7 +187,7 @@ def _ess_over_k(corpus: str | Path, k: int) -> np.ndarray:
 
 def _per_question_evals(eval_samples: dict[str, str | Path]) -> dict:
     """Greedy correctness and pass@1 per test question of every model, checked to be the same questions."""
-    evals = {name: _per_question(path) for name, path in eval_samples.items()}
+    evals = {name: per_question(path) for name, path in eval_samples.items()}
     for name, df in evals.items():
         if not df.index.equals(evals["initial"].index):
             raise InputError(f"{eval_samples[name]}: not the same test questions as {eval_samples['initial']}")

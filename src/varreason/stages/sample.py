@@ -14,7 +14,7 @@ import pandas as pd
 from varreason.backends import generate
 from varreason.io import read_parquet, read_shards, write_parquet
 from varreason.modeling import load_tokenizer
-from varreason.prompting import prompter_for
+from varreason.prompting import Prompter, prompter_for
 from varreason.verify import verify_many
 
 
@@ -45,6 +45,7 @@ def shard_seed(seed: int, shard: int, stream: int) -> int:
 
 def _generate(
     model_dir,
+    prompter: Prompter,
     prompts_text: list[str],
     params: dict,
     seed: int,
@@ -54,8 +55,6 @@ def _generate(
     desc: str,
 ):
     """K samples per prompt text; stopped at the trace delimiter or at the end of the completion."""
-    tokenizer = load_tokenizer(model_dir)
-    prompter = prompter_for(params, tokenizer)
     cfg = params["sampling"]
     prompt_ids = [prompter.encode(p) for p in prompts_text]
     stop_ids, stop_strings = list(prompter.stop_ids), []
@@ -68,7 +67,7 @@ def _generate(
         model_dir,
         prompt_ids,
         backend=cfg["backend"],
-        tokenizer=tokenizer,
+        tokenizer=prompter.tokenizer,
         stop_ids=stop_ids,
         stop_strings=stop_strings,
         num_samples=cfg["k"],
@@ -78,7 +77,7 @@ def _generate(
         batch_size=cfg["batch_size"],
         desc=desc,
     )
-    return prompter, prompt_ids, samples
+    return prompt_ids, samples
 
 
 def _identity(df: pd.DataFrame, prompts: list[str], s, shard: int) -> dict:
@@ -111,8 +110,9 @@ def sample_posterior(
     else:
         prompts = [prompter.reasoner(q) for q in df["question"]]
     seed = shard_seed(params["seed"], shard, 1)
-    prompter, prompt_ids, samples = _generate(
+    prompt_ids, samples = _generate(
         posterior_dir,
+        prompter,
         prompts,
         params,
         seed,
@@ -151,8 +151,9 @@ def sample_initial(
     prompter = prompter_for(params, load_tokenizer(initial_dir))
     prompts = [prompter.reasoner(q) for q in df["question"]]
     max_new = params["sampling"]["max_trace_tokens"] + params["rollout"]["max_answer_tokens"] + 1
-    prompter, prompt_ids, samples = _generate(
+    prompt_ids, samples = _generate(
         initial_dir,
+        prompter,
         prompts,
         params,
         shard_seed(params["seed"], shard, 2),
