@@ -18,16 +18,60 @@ CONF=/etc/slurm/slurm.conf
 die() { echo "local-slurm: $*" >&2; exit 1; }
 need_root() { [ "$(id -u)" = 0 ] || die "needs root (daemons and $CONF)"; }
 
-wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...  (wall clock: a hung client counts too)
   local limit=$1 what=$2; shift 2
-  for _ in $(seq 1 $((limit * 5))); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
+  local deadline=$((SECONDS + limit))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if timeout 5 "$@" >/dev/null 2>&1; then return 0; fi
     sleep 0.2
   done
+  diagnose
   die "timed out after ${limit}s waiting for $what (logs: $DIR/log)"
 }
 
-node_idle() { sinfo -h -o %T | grep -qx idle; }
+diagnose() {  # what a failed start looked like, on stderr, so a CI log shows the cause
+  {
+    echo "--- local-slurm diagnostics (nproc $(nproc), $(awk '/MemTotal/ {print $2}' /proc/meminfo) kB)"
+    timeout 5 sinfo -N -o '%N %T %c %m %E' 2>&1 || true
+    timeout 5 scontrol show node localhost 2>&1 | sed -n '1,12p' || true
+    timeout 5 slurmd -C 2>&1 | head -2 || true
+    for f in "$DIR"/log/slurmctld.log "$DIR"/log/slurmd.log; do
+      if [ -f "$f" ]; then echo "--- tail $f"; tail -n 25 "$f"; fi
+    done
+    echo "--- end of diagnostics"
+  } >&2
+}
+
+node_state() { timeout 5 sinfo -h -n localhost -o %T 2>/dev/null | head -1; }
+node_idle() { [ "$(node_state)" = idle ]; }
+
+# Wait for the node to be idle. A node that registered but came up down, drained or invalid (a
+# slow first registration, a state left from an earlier start) is resumed once; a slurmd that never
+# registered is restarted once. Both have been the cause of flaky starts elsewhere.
+wait_node_idle() {
+  local deadline=$((SECONDS + 90)) resumed=0 restarted=0 state
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    state=$(node_state || true)
+    case "$state" in
+      idle) return 0 ;;
+      down*|drain*|inval*|fail*)
+        if [ $resumed = 0 ]; then
+          echo "local-slurm: node is '$state'; resuming it" >&2
+          timeout 5 scontrol update NodeName=localhost State=RESUME >/dev/null 2>&1 || true
+          resumed=1
+        fi ;;
+    esac
+    if [ $restarted = 0 ] && [ $((deadline - SECONDS)) -lt 60 ] && [ "$state" != idle ]; then
+      echo "local-slurm: node is '${state:-unknown}' after 30s; restarting slurmd" >&2
+      stop_pid slurmd "$DIR/slurmd.pid"
+      slurmd -N localhost
+      restarted=1
+    fi
+    sleep 0.5
+  done
+  diagnose
+  die "timed out after 90s waiting for the node to be idle (state '${state:-none}'; logs: $DIR/log)"
+}
 
 install() {
   need_root
@@ -77,6 +121,7 @@ CONF
 start() {
   need_root
   command -v slurmctld >/dev/null || die "slurm-wlm is not installed: run '$0 install'"
+  stop  # daemons left by an earlier start with this DIR (their PID files) would hold the ports
   write_conf
   mkdir -p /run/munge && chown munge:munge /run/munge
   if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
@@ -87,7 +132,7 @@ start() {
   slurmctld
   wait_for 20 slurmctld test -s "$DIR/slurmctld.pid"
   slurmd -N localhost
-  wait_for 30 "the node to be idle" node_idle
+  wait_node_idle
   echo "local-slurm: up (partition debug, $(nproc) CPUs); state in $DIR"
 }
 
