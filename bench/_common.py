@@ -17,16 +17,17 @@ from transformers import Qwen3Config, Qwen3ForCausalLM
 # CPU can score it in seconds, and the output layer's share of the work is that of a real small
 # model on long traces); "embedded" is the pipeline's default tiny model (params.yaml model.*);
 # "qwen3-0.6b" is the whole Qwen3-0.6B shape (0.6B parameters, for a GPU).
+QWEN3_0_6B = dict(
+    vocab_size=151936,
+    hidden_size=1024,
+    num_hidden_layers=28,
+    num_attention_heads=16,
+    num_key_value_heads=8,
+    head_dim=128,
+    intermediate_size=3072,
+)
 PRESETS: dict[str, dict] = {
-    "qwen3-0.6b-4l": dict(
-        vocab_size=151936,
-        hidden_size=1024,
-        num_hidden_layers=4,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=128,
-        intermediate_size=3072,
-    ),
+    "qwen3-0.6b-4l": {**QWEN3_0_6B, "num_hidden_layers": 4},
     "embedded": dict(
         vocab_size=50,
         hidden_size=128,
@@ -36,15 +37,7 @@ PRESETS: dict[str, dict] = {
         head_dim=32,
         intermediate_size=384,
     ),
-    "qwen3-0.6b": dict(
-        vocab_size=151936,
-        hidden_size=1024,
-        num_hidden_layers=28,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=128,
-        intermediate_size=3072,
-    ),
+    "qwen3-0.6b": QWEN3_0_6B,
 }
 
 

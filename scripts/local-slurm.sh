@@ -4,7 +4,7 @@
 #
 #   scripts/local-slurm.sh install        apt-get install slurm-wlm munge (if missing)
 #   scripts/local-slurm.sh start [DIR]    write the config, start munged, slurmctld, slurmd; wait for idle
-#   scripts/local-slurm.sh stop [DIR]     stop the daemons by the PID files they wrote
+#   scripts/local-slurm.sh stop [DIR]     stop the daemons by the PID files they wrote; remove our config
 #   scripts/local-slurm.sh status [DIR]
 #
 # DIR (default /tmp/varreason-slurm) holds state, spool, logs and PID files. The partition is `debug`.
@@ -14,6 +14,7 @@ set -euo pipefail
 cmd=${1:-}
 DIR=$(realpath -m "${2:-/tmp/varreason-slurm}")
 CONF=/etc/slurm/slurm.conf
+MARK="Written by varreason scripts/local-slurm.sh"
 
 die() { echo "local-slurm: $*" >&2; exit 1; }
 need_root() { [ "$(id -u)" = 0 ] || die "needs root (daemons and $CONF)"; }
@@ -87,8 +88,12 @@ write_conf() {
   cpus=$(nproc)
   mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 8 / 10 ))
   mkdir -p "$DIR"/{state,spool,log} /etc/slurm
+  if [ -f "$CONF" ] && ! grep -q "$MARK" "$CONF"; then
+    mv "$CONF" "$CONF.varreason-backup"  # someone else's: put back by stop
+    echo "local-slurm: moved the existing $CONF to $CONF.varreason-backup" >&2
+  fi
   cat > "$CONF" <<CONF
-# Written by varreason scripts/local-slurm.sh: a one-node cluster on localhost.
+# $MARK: a one-node cluster on localhost.
 ClusterName=local
 SlurmctldHost=localhost
 SlurmUser=root
@@ -153,6 +158,12 @@ stop() {
   stop_pid slurmd "$DIR/slurmd.pid"
   stop_pid slurmctld "$DIR/slurmctld.pid"
   stop_pid munged "$DIR/munged.pid"
+  # Our config must not outlive our controller: with a slurm.conf naming a controller that is not
+  # there, every `scontrol` waits ~9 s, and Snakemake's SLURM plugin runs one each time it starts.
+  if [ -f "$CONF" ] && grep -q "$MARK" "$CONF"; then
+    rm -f "$CONF"
+    if [ -f "$CONF.varreason-backup" ]; then mv "$CONF.varreason-backup" "$CONF"; fi
+  fi
 }
 
 case "$cmd" in

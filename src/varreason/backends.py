@@ -88,14 +88,21 @@ def score(
     pad_id: int,
     batch_size: int,
     desc: str,
+    batch_tokens: int | None = None,
 ) -> list[list[float]]:
-    """log p(completion_t | prompt, completion_<t) for every completion token."""
+    """log p(completion_t | prompt, completion_<t) for every completion token.
+
+    ``batch_tokens`` caps the padded tokens in one transformers batch (rows sorted by length);
+    vLLM schedules its own batches.
+    """
     _check(backend)
     if backend == "vllm":
         from varreason.vllm_backend import vllm_score
 
         return vllm_score(str(model_dir), prompts, completions, desc=desc)
-    return score_completions(_hf_model(model_dir), prompts, completions, pad_id, batch_size, desc=desc)
+    return score_completions(
+        _hf_model(model_dir), prompts, completions, pad_id, batch_size, desc=desc, max_batch_tokens=batch_tokens
+    )
 
 
 def release() -> None:

@@ -39,6 +39,7 @@ def score(
 ) -> pd.DataFrame:
     df = read_parquet(traces_path, TRACE_COLUMNS)
     backend, bs = params["sampling"]["backend"], params["scoring"]["batch_size"]
+    batch_tokens = params["scoring"].get("batch_tokens")  # optional: older params files lack it
     traces = [list(t) for t in df["trace_token_ids"]]
 
     pi = prompter_for(params, load_tokenizer(initial_dir))
@@ -56,6 +57,7 @@ def score(
         backend=backend,
         pad_id=pi.tokenizer.pad_token_id,
         batch_size=bs,
+        batch_tokens=batch_tokens,
         desc="score[pi_0]",
     )
     prior_logps = [lp[: len(t)] for lp, t in zip(both, traces, strict=True)]
@@ -81,6 +83,7 @@ def score(
             backend=backend,
             pad_id=q.tokenizer.pad_token_id,
             batch_size=bs,
+            batch_tokens=batch_tokens,
             desc="score[q]",
         )
 
