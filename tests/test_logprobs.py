@@ -178,3 +178,27 @@ def test_score_completions_rejects_bad_input(tiny_model):
     with pytest.raises(ValueError, match="completions"):
         score_completions(tiny_model, [[1]], [[2], [3]], pad_id=0)
     assert score_completions(tiny_model, [[1], [2]], [[], []], pad_id=0) == [[], []]
+
+
+def test_backend_score_caps_batches_at_the_token_budget(tiny_model, tmp_path, monkeypatch):
+    """scoring.batch_tokens reaches the scorer: padded batches stay within it, log-probs do not change."""
+    import varreason.logprobs as lp
+    from varreason import backends
+
+    tiny_model.save_pretrained(tmp_path)
+    seen: list[int] = []
+    real_pad_batch = lp.pad_batch
+
+    def spy(seqs, pad_id, side):
+        seen.append(len(seqs) * max(len(s) for s in seqs))  # padded tokens in this batch
+        return real_pad_batch(seqs, pad_id, side)
+
+    monkeypatch.setattr(lp, "pad_batch", spy)
+    kw = dict(backend="hf", pad_id=0, batch_size=64, desc="t")
+    whole = backends.score(tmp_path, PROMPTS, COMPLETIONS, **kw)
+    assert len(seen) == 1  # no budget: one batch of every row
+    seen.clear()
+    capped = backends.score(tmp_path, PROMPTS, COMPLETIONS, batch_tokens=12, **kw)
+    assert len(seen) > 1 and max(seen) <= 12
+    for got, want in zip(capped, whole, strict=True):
+        assert got == pytest.approx(want, abs=1e-6)

@@ -45,7 +45,8 @@ def score(
     pi = prompter_for(params, load_tokenizer(initial_dir))
     # a corpus from another tokenizer fails here, naming the row, before any model runs
     check_token_ids(df, "trace_token_ids", vocab_size(initial_dir, pi.tokenizer), traces_path, str(initial_dir))
-    pi_prompts = [pi.encode(pi.reasoner(q)) for q in df["question"]]
+    pi_texts = [pi.reasoner(q) for q in df["question"]]
+    pi_prompts = [pi.encode(t) for t in pi_texts]
     ok = (df["finish_reason"] == "stop").tolist()
     answer_ids = [pi.encode(pi.answer_text(a)) for a in df["answer"]]
     # one pass of pi_0 over trace + answer gives both: a causal model's trace log-probs do not
@@ -64,9 +65,7 @@ def score(
     answer_logps = [lp[len(t) :] if good else [] for lp, t, good in zip(both, traces, ok, strict=True)]
 
     q_prompts_text = df["prompt"].tolist()
-    if Path(posterior_dir).resolve() == Path(initial_dir).resolve() and q_prompts_text == [
-        pi.reasoner(q) for q in df["question"]
-    ]:
+    if Path(posterior_dir).resolve() == Path(initial_dir).resolve() and q_prompts_text == pi_texts:
         # the proposal is pi_0 itself (no-hint ablation): q's pass would repeat pi_0's exactly
         posterior_logps = prior_logps
     elif params["scoring"]["posterior_from_samples"]:
