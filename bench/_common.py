@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
+import yaml
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
 # Qwen3 shapes. "qwen3-0.6b-4l" is Qwen3-0.6B's width and vocabulary with 4 of its 28 layers (a
@@ -26,17 +28,20 @@ QWEN3_0_6B = dict(
     head_dim=128,
     intermediate_size=3072,
 )
+
+
+def embedded_shape() -> dict:
+    """The pipeline's default tiny model's shape, as params.yaml and the synthetic task's tokenizer make it."""
+    from varreason.modeling import build_char_tokenizer, build_tiny_qwen3
+
+    model_params = yaml.safe_load((Path(__file__).resolve().parent.parent / "params.yaml").read_text())["model"]
+    config = build_tiny_qwen3(model_params, build_char_tokenizer(), seed=0).config
+    return {key: getattr(config, key) for key in QWEN3_0_6B}
+
+
 PRESETS: dict[str, dict] = {
     "qwen3-0.6b-4l": {**QWEN3_0_6B, "num_hidden_layers": 4},
-    "embedded": dict(
-        vocab_size=50,
-        hidden_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        head_dim=32,
-        intermediate_size=384,
-    ),
+    "embedded": {},  # made on demand by embedded_shape(): it builds the pipeline's own model
     "qwen3-0.6b": QWEN3_0_6B,
 }
 
@@ -44,7 +49,7 @@ PRESETS: dict[str, dict] = {
 def build_model(preset: str, max_positions: int, device: str = "cpu", dtype=torch.float32, seed: int = 0):
     """A Qwen3ForCausalLM with random weights (tied embeddings, like Qwen3-0.6B), in eval mode."""
     config = Qwen3Config(
-        **PRESETS[preset],
+        **(embedded_shape() if preset == "embedded" else PRESETS[preset]),
         max_position_embeddings=max_positions,
         tie_word_embeddings=True,
         pad_token_id=0,
