@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-import yaml
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
 # Qwen3 shapes. "qwen3-0.6b-4l" is Qwen3-0.6B's width and vocabulary with 4 of its 28 layers (a
@@ -32,6 +31,8 @@ QWEN3_0_6B = dict(
 
 def embedded_shape() -> dict:
     """The pipeline's default tiny model's shape, as params.yaml and the synthetic task's tokenizer make it."""
+    import yaml
+
     from varreason.modeling import build_char_tokenizer, build_tiny_qwen3
 
     model_params = yaml.safe_load((Path(__file__).resolve().parent.parent / "params.yaml").read_text())["model"]
