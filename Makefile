@@ -25,9 +25,9 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(VENV)/bin/snakemake --cores $(CORES)
 
+# claims/claims.{md,json} are committed, so a fresh clone would find nothing to do: force the
+# report, and with it every run it needs that is missing (finished runs are reused)
 claims: $(VENV)/.installed
-	# claims/claims.{md,json} are committed, so a fresh clone would find nothing to do: force the
-	# report, and with it every run it needs that is missing (finished runs are reused)
 	$(VENV)/bin/snakemake --cores $(CORES) claims --forcerun claims_report
 
 test: $(VENV)/.installed
