@@ -97,6 +97,16 @@ def test_gsm8k_layout(tmp_path):
     assert df["answer"][0] == "The answer is $\\boxed{1203}$."
 
 
+def test_a_csv_source_reads_like_jsonl(tmp_path):
+    rows = [{"question": "2+2?", "answer": "2+2=4 #### 4"}, {"question": "3+3?", "answer": "3+3=6 #### 6"}]
+    pd.DataFrame(rows).to_csv(tmp_path / "gsm8k.csv", index=False)
+    from_csv = load_task(str(tmp_path / "gsm8k.csv"), layout="qa")
+    from_jsonl = load_task(_jsonl(tmp_path / "gsm8k.jsonl", rows), layout="qa")
+    assert from_csv.equals(from_jsonl) and from_csv["gold"].tolist() == ["4", "6"]
+    with pytest.raises(InputError, match=r"task\.source: .*missing\.csv: file not found"):
+        load_task(str(tmp_path / "missing.csv"))
+
+
 def test_math_layout_boxed_answer_and_errors(tmp_path):
     path = tmp_path / "math.parquet"
     pd.DataFrame({"problem": ["P"], "solution": ["so $x=\\boxed{\\frac{\\sqrt{2}}{2}}$ done"]}).to_parquet(path)
@@ -121,7 +131,7 @@ def test_native_layout_and_missing_columns(tmp_path):
 def test_not_json_is_a_clear_error(tmp_path):
     path = tmp_path / "broken.jsonl"
     path.write_text('{"question": "Q", "trace": "T", "answer": "A"}\n{"question": \n')
-    with pytest.raises(InputError, match=r"broken\.jsonl: cannot be read as json"):
+    with pytest.raises(InputError, match=r"task\.source: .*broken\.jsonl: line 2: not valid JSON"):
         load_task(str(path))
 
 

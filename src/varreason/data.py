@@ -16,7 +16,7 @@ Layouts (``task.layout``; ``auto`` detects from the columns):
   text before is the trace) or MATH (``problem``, ``solution`` with a boxed answer: the solution is
   the trace, the boxed value the answer; an ``answer`` column wins when present).
 - ``native``: already ``question``, ``trace``, ``answer`` (what ``varreason prepare`` writes).
-Sources: a local ``.parquet``/``.jsonl``/``.json`` file or a hub dataset id (``datasets``). Every
+Sources: a local ``.parquet``/``.jsonl``/``.json``/``.csv`` file or a hub dataset id (``datasets``). Every
 bad row is an ``InputError`` naming the source, the row (0-based) and the column.
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from varreason.io import InputError, check_utf8
+from varreason.io import FILE_SUFFIXES, InputError, read_table
 
 PREPARED_COLUMNS = ["question_id", "question", "trace", "answer", "gold"]
 LAYOUTS = ("auto", "stratos", "thought_solution", "qa", "native")
@@ -36,23 +36,15 @@ SOLUTION_TAGS = ("<|begin_of_solution|>", "<|end_of_solution|>")
 
 
 def load_source(source: str, split: str = "train", config: str | None = None) -> pd.DataFrame:
-    """A local Parquet/JSONL/JSON file, or a hub dataset id, as a DataFrame (through ``datasets``)."""
+    """A local Parquet/JSONL/JSON/CSV file (``io.read_table``), or a hub dataset id (``datasets``)."""
+    if Path(source).suffix.lower() in FILE_SUFFIXES:
+        try:
+            return read_table(source)
+        except InputError as e:
+            raise InputError(f"task.source: {e}") from e
     import datasets
 
-    path = Path(source)
-    if path.suffix in (".parquet", ".jsonl", ".json"):
-        if not path.exists():
-            raise InputError(f"task.source: {source}: file not found")
-        kind = "parquet" if path.suffix == ".parquet" else "json"
-        if kind == "json":
-            check_utf8(path)  # else a bad byte surfaces later as a bare UnicodeDecodeError
-        try:
-            ds = datasets.load_dataset(kind, data_files=str(path), split="train")
-        except Exception as e:  # datasets wraps parser errors in several exception types
-            raise InputError(f"{source}: cannot be read as {kind}: {e}") from e
-    else:
-        ds = datasets.load_dataset(source, config, split=split)
-    return ds.to_pandas()
+    return datasets.load_dataset(source, config, split=split).to_pandas()
 
 
 def last_boxed(text: str) -> str | None:

@@ -226,3 +226,67 @@ def check_token_ids(df: pd.DataFrame, column: str, vocab_size: int, source: str 
         f"{tokenizer_of} (vocabulary size {vocab_size}; {n_bad} id(s) out of range in the file): the corpus was "
         "made with another tokenizer; rerun the stages that write it with this model"
     )
+
+
+FILE_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv")
+
+
+def _read_json(path: Path) -> pd.DataFrame:
+    text = read_text(path)  # InputError naming the byte offset when it is not UTF-8
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from e
+    if isinstance(obj, dict):
+        lists = [v for v in obj.values() if isinstance(v, list)]
+        if len(obj) == 1 and lists and all(isinstance(r, dict) for r in lists[0]):
+            obj = lists[0]  # {"test": [records]} / {"data": [records]}
+        elif lists and len(lists) == len(obj) and len({len(v) for v in lists}) == 1:
+            return pd.DataFrame(obj)  # column-oriented
+        else:
+            raise InputError(f"{path}: JSON must be a list of records or a dict of equal-length columns")
+    if not isinstance(obj, list):
+        raise InputError(f"{path}: JSON must be a list of records, got {type(obj).__name__}")
+    for i, rec in enumerate(obj):
+        if not isinstance(rec, dict):
+            raise InputError(f"{path}: row {i}: not a JSON object ({type(rec).__name__})")
+    return pd.DataFrame.from_records(obj)
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    records = []
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}: line {lineno}: not valid JSON ({e.msg})") from e
+        if not isinstance(rec, dict):
+            raise InputError(f"{path}: line {lineno}: not a JSON object")
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A local Parquet / JSONL / JSON / CSV file as a DataFrame; InputError when missing or unreadable."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        try:
+            return pd.read_parquet(path)
+        except Exception as e:  # pyarrow raises several types for a corrupt file
+            raise InputError(f"{path}: not a readable Parquet file ({e})") from e
+    if suffix == ".jsonl":
+        return _read_jsonl(path)
+    if suffix == ".json":
+        return _read_json(path)
+    if suffix == ".csv":
+        check_utf8(path)
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False)
+        except Exception as e:
+            raise InputError(f"{path}: not a readable CSV file ({e})") from e
+    raise InputError(f"{path}: unsupported file type {suffix!r}; expected one of {list(FILE_SUFFIXES)}")
