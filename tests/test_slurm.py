@@ -37,6 +37,9 @@ def cluster(tmp_path_factory):
     subprocess.run(["bash", str(SCRIPT), "stop", str(state)], check=True)
     for pidfile in ("slurmctld.pid", "slurmd.pid", "munged.pid"):
         assert not (state / pidfile).exists()
+    # the config goes with the cluster: a dangling one makes every Snakemake start wait ~10 s
+    conf = Path("/etc/slurm/slurm.conf")
+    assert not conf.exists() or "varreason" not in conf.read_text()
 
 
 def local_profile(dest: Path) -> Path:
@@ -133,3 +136,18 @@ def test_outputs_equal_a_local_run(slurm_run, smoke_run):
         )
     local_summary = json.loads((local_dir / "metrics" / "summary.json").read_text())
     assert json.loads((cluster_dir / "metrics" / "summary.json").read_text()) == local_summary
+
+
+def test_doctor_sees_the_controller_and_a_stale_config(cluster, tmp_path, monkeypatch):
+    from varreason import doctor
+    from varreason.params import load_params
+
+    params = load_params(REPO / "params.yaml")
+    slurm = {c.name: c for c in doctor.check_environment(tmp_path, params)}["slurm"]
+    assert slurm.status == "ok" and "the controller answers" in slurm.detail
+    # a config naming a controller nobody runs (another port): the doctor says what it costs
+    stale = tmp_path / "slurm.conf"
+    stale.write_text(Path("/etc/slurm/slurm.conf").read_text() + "SlurmctldPort=6899\n")
+    monkeypatch.setenv("SLURM_CONF", str(stale))
+    slurm = {c.name: c for c in doctor.check_environment(tmp_path, params)}["slurm"]
+    assert slurm.status == "warning" and "is down" in slurm.detail and "local-slurm.sh stop" in slurm.fix

@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import struct
+import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -233,7 +234,7 @@ def _optional_checks(params: dict | None, run_dir: Path | None) -> list[Check]:
     sbatch = shutil.which("sbatch")
     profile = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "snakemake" / "slurm"
     if sbatch:
-        out.append(_c(OK, "environment", "slurm", f"sbatch is at {sbatch}"))
+        out.append(_slurm_controller_check(sbatch))
     elif (profile / "config.yaml").exists():
         out.append(
             _c(
@@ -247,6 +248,34 @@ def _optional_checks(params: dict | None, run_dir: Path | None) -> list[Check]:
     else:
         out.append(_c(OK, "environment", "slurm", "sbatch is not on PATH (only `snakemake --profile slurm` needs it)"))
     return out
+
+
+def _slurm_controller_check(sbatch: str) -> Check:
+    """sbatch is here: does the controller that slurm.conf names answer?
+
+    A config naming a controller that is down costs every Snakemake start, local runs too, about
+    10 s: Snakemake loads each installed executor plugin, and the SLURM one runs `scontrol show
+    config` when it is imported, which waits for the controller.
+    """
+    try:
+        r = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15)
+        answer = r.stdout + r.stderr
+    except (OSError, subprocess.TimeoutExpired) as e:
+        answer = f"scontrol ping failed: {e}"
+    if "DOWN" in answer:
+        return _c(
+            WARNING,
+            "environment",
+            "slurm",
+            f"sbatch is at {sbatch}, but the controller slurm.conf names is down: every Snakemake start "
+            "(local runs too) waits ~10 s for it, since the SLURM executor plugin runs `scontrol` on import",
+            "start slurmctld, or remove the stale slurm.conf (`scripts/local-slurm.sh stop DIR` removes its own)",
+        )
+    if "UP" in answer:
+        return _c(OK, "environment", "slurm", f"sbatch is at {sbatch}; the controller answers")
+    return _c(
+        OK, "environment", "slurm", f"sbatch is at {sbatch}; no SLURM config on this host (a submit host needs one)"
+    )
 
 
 def _disk_check(folder: Path) -> Check:
