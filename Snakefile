@@ -14,6 +14,7 @@ from snakemake.utils import min_version, validate
 from varreason import paths as P
 from varreason.locks import clear_stale_locks
 from varreason.params import load_params_file, overrides_between, validate_params
+from varreason.pipeline import COMMANDS
 
 min_version("9.0")
 

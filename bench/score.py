@@ -125,6 +125,7 @@ def throughput(args) -> dict:
 
 def sampling(args) -> dict | None:
     from varreason.backends import generate
+    from varreason.generation import SamplingRequest
     from varreason.modeling import load_model
     from varreason.params import load_params
     from varreason.prompting import prompter_for
@@ -146,22 +147,18 @@ def sampling(args) -> dict | None:
     prompts = [q.encode(q.posterior(a, b)) for a, b in zip(df["question"], df["answer"], strict=True)]
     stop_ids = list(q.stop_ids) + ([q.delimiter_id] if q.delimiter_id is not None else [])
     stop_strings = [] if q.delimiter_id is not None else [q.fmt.answer_delimiter]
-    samples, t_sample = timed(
-        lambda: generate(
-            q_dir,
-            prompts,
-            backend="hf",
-            tokenizer=q_tok,
-            stop_ids=stop_ids,
-            stop_strings=stop_strings,
-            num_samples=cfg["k"],
-            max_new_tokens=cfg["max_trace_tokens"],
-            temperature=cfg["temperature"],
-            seed=0,
-            batch_size=cfg["batch_size"],
-            desc="sample q",
-        )
+    request = SamplingRequest(
+        prompts=prompts,
+        stop_ids=stop_ids,
+        stop_strings=stop_strings,
+        num_samples=cfg["k"],
+        max_new_tokens=cfg["max_trace_tokens"],
+        temperature=cfg["temperature"],
+        seed=0,
+        batch_size=cfg["batch_size"],
+        desc="sample q",
     )
+    samples, t_sample = timed(lambda: generate(q_dir, request, backend="hf", tokenizer=q_tok))
     traces = [s.token_ids for s in samples]
     q_prompts = [prompts[s.prompt_index] for s in samples]
     answers = [pi.encode(pi.answer_text(a)) for a in df["answer"]]

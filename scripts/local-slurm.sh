@@ -8,7 +8,7 @@
 #   scripts/local-slurm.sh status [DIR]
 #
 # DIR (default /tmp/varreason-slurm) holds state, spool, logs and PID files. The partition is `debug`.
-# Facts behind the choices: ../shared/notes/slurm-on-localhost.md (why /etc/slurm, -N localhost, ...).
+# Why /etc/slurm, -N localhost and the other choices: docs/slurm.md (local cluster).
 set -euo pipefail
 
 cmd=${1:-}

@@ -3,7 +3,9 @@ report's numbers equal values recomputed here from the run's own files."""
 
 from __future__ import annotations
 
+import collections
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import REPO
 from varreason import claims as VC
@@ -128,3 +131,42 @@ def test_each_arm_ran_with_its_own_params(claims_run):
     assert set(other["question"]) != set(
         pd.read_parquet(_seed(work, VC.SEED_DIR + "data/prepared/train.parquet", 0))["question"]
     )
+
+
+def test_a_select_param_change_reruns_the_claims_jobs_that_read_it(claims_run):
+    """Changing select.threshold in a finished claims run: Snakemake plans exactly the VR arms' build jobs
+    (their rerun keys hold the select params), the training and evaluation after them, and the report."""
+    work, _ = claims_run
+    params_file = work / "params.yaml"
+    before = params_file.read_text()
+    params = yaml.safe_load(before)
+    params["select"]["threshold"] = params["select"]["threshold"] / 2
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work)]
+            + ["-n", "--cores", "2", "claims"],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        params_file.write_text(before)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    planned = collections.Counter(re.findall(r"^(?:local)?rule (\w+):", r.stdout + r.stderr, flags=re.M))
+    vr_arms = [a for a, arm in VC.ARMS.items() if arm.variant]
+    n_seeds = len(params["claims"]["seeds"])
+    assert planned == {
+        "claims_build": len(vr_arms) * n_seeds,
+        "claims_train": len(vr_arms) * n_seeds,
+        "claims_evaluate": len(vr_arms) * n_seeds,
+        "claims_report": 1,
+        "claims": 1,
+    }
+    # and with the params as they were, nothing is planned
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work)]
+        + ["-n", "--cores", "2", "claims"],
+        capture_output=True,
+        text=True,
+    )
+    assert "Nothing to be done" in r.stdout + r.stderr

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
-from varreason.data import PREPARED_COLUMNS, adapt, last_boxed, load_task, split_reasoning
+from varreason import columns as C
+from varreason.data import adapt, last_boxed, load_task, split_reasoning
 from varreason.io import InputError, read_parquet
 from varreason.params import load_params
 from varreason.stages.prepare import prepare
@@ -40,7 +41,7 @@ def test_stratos_layout(tmp_path):
         ],
     )
     df = load_task(src)
-    assert list(df.columns) == PREPARED_COLUMNS
+    assert list(df.columns) == list(C.PREPARED)
     assert df["question"].tolist() == ["What is 2+3?", "Half of 1?"]
     assert df["trace"].tolist() == ["2 plus 3 is 5.", "It is one half."]
     assert df["answer"][0] == "So the answer is \\boxed{5}."
@@ -166,7 +167,7 @@ def test_prepare_stage_on_a_stratos_file_with_a_split_column(tmp_path):
     )
     n_train, n_test = prepare(params, tmp_path / "train.parquet", tmp_path / "test.parquet")
     assert (n_train, n_test) == (5, 3)
-    test = read_parquet(tmp_path / "test.parquet", PREPARED_COLUMNS)
+    test = read_parquet(tmp_path / "test.parquet", C.PREPARED)
     assert test["question"].tolist() == ["Q0", "Q4", "Q8"] and test["gold"].tolist() == ["0", "4", "8"]
 
 

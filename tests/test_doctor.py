@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import importlib.metadata
+import importlib.util
 import json
 import shutil
 
@@ -14,10 +15,11 @@ import yaml
 
 from conftest import REPO, TINY
 from varreason import doctor as D
+from varreason import doctor_env
 from varreason.cli import main
+from varreason.columns import POSTERIOR_TRACES as TRACE_COLUMNS
 from varreason.modeling import build_char_tokenizer, build_tiny_qwen3, save_model_atomic
 from varreason.stages.prepare import prepare
-from varreason.stages.score import TRACE_COLUMNS
 
 PARAMS = yaml.safe_load((REPO / "workflow" / "presets" / "smoke.yaml").read_text())
 
@@ -75,9 +77,8 @@ def healthy(tmp_path_factory):
 
 
 def _run_doctor(run, capsys, *flags) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as e:
-        main(["doctor", "--run-dir", str(run), "--only", "run", *flags])
-    return e.value.code, capsys.readouterr().out
+    code = main(["doctor", "--run-dir", str(run), "--only", "run", *flags])
+    return code, capsys.readouterr().out
 
 
 def test_healthy_run_folder(healthy, capsys):
@@ -159,19 +160,19 @@ def test_model_dir_without_weights_and_bad_columns(healthy, tmp_path, capsys):
 
 
 def test_environment_checks(monkeypatch, tmp_path):
-    checks = {c.name: c for c in D.check_environment(tmp_path, PARAMS)}
-    for name in ("python", *D.KEY_PACKAGES, "threads", "gpu", "vllm", "math-verify", "slurm", "disk"):
+    checks = {c.name: c for c in doctor_env.check_environment(tmp_path, PARAMS)}
+    for name in ("python", *doctor_env.KEY_PACKAGES, "threads", "gpu", "vllm", "math-verify", "slurm", "disk"):
         assert name in checks, name
         assert checks[name].status in ("ok", "warning", "problem")
     assert checks["python"].status == "ok"
     # a package off its pin, vLLM asked for but absent, more threads than cores
-    real_version, real_find = importlib.metadata.version, D.importlib.util.find_spec
+    real_version, real_find = importlib.metadata.version, importlib.util.find_spec
     monkeypatch.setattr(importlib.metadata, "version", lambda n: "0.0.1" if n == "dvc" else real_version(n))
-    monkeypatch.setattr(D.importlib.util, "find_spec", lambda n: None if n == "vllm" else real_find(n))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n: None if n == "vllm" else real_find(n))
     params = copy.deepcopy(PARAMS)
     params["sampling"]["backend"] = "vllm"
     params["runtime"]["threads"] = 4096
-    checks = {c.name: c for c in D.check_environment(tmp_path, params)}
+    checks = {c.name: c for c in doctor_env.check_environment(tmp_path, params)}
     assert checks["dvc"].status == "warning" and "dvc 0.0.1 installed; pyproject pins ==3.67.1" in checks["dvc"].detail
     assert checks["vllm"].status == "problem" and "sampling.backend is vllm" in checks["vllm"].detail
     assert checks["threads"].status == "warning" and "runtime.threads is 4096" in checks["threads"].detail

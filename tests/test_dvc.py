@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import REPO
+from varreason.dvcyaml import CMD_PREFIX
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -85,11 +86,15 @@ def test_dvc_yaml_is_generated_from_the_snakefile():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     printed = sh(BIN / "snakemake", "-n", "-p", "--forceall", "--cores", "2", cwd=REPO).stdout
     commands = set(re.findall(r"^Shell command: (.+)$", printed, flags=re.M)) - {"None"}  # rule all
-    assert {s["cmd"] for s in stages.values()} == commands
+    # DVC's command is Snakemake's, after the prefix that puts the project's venv on PATH
+    assert all(s["cmd"].startswith(CMD_PREFIX) for s in stages.values())
+    assert {s["cmd"].removeprefix(CMD_PREFIX) for s in stages.values()} == commands
     for name, stage in stages.items():
-        if name.startswith(("sample_posterior", "score", "rollout", "sample_initial")):
-            assert all(next(iter(o.values()))["persist"] for o in stage["outs"] if isinstance(o, dict)), name
-            assert any(d.startswith("src/varreason/stages/") for d in stage["deps"]), name
+        # DVC never deletes an output before the command runs (stages write atomically)
+        for out in stage.get("outs", []) + stage.get("metrics", []):
+            assert next(iter(out.values()))["persist"], (name, out)
+        assert any(d.startswith("src/varreason/stages/") for d in stage["deps"]), name
+        assert "src/varreason/cli.py" not in stage["deps"], name
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +156,70 @@ def test_push_then_pull_restores_everything_and_snakemake_redoes_nothing(repo, t
     assert json.loads(sh(BIN / "dvc", "status", "--json", cwd=repo).stdout) == {}
     dry = sh(BIN / "snakemake", "-n", "--cores", "2", cwd=repo)
     assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+# the rules whose stages sample or score through varreason.backends (and so can run vLLM)
+BACKEND_RULES = {"sample_posterior", "sample_initial", "score", "rollout", "evaluate", "evaluate_benchmark"}
+
+
+def _edited(path: Path, edit):
+    """Apply ``edit`` to the file's text; returns a function that puts the file back."""
+    before = path.read_text()
+    path.write_text(edit(before))
+    return lambda: path.write_text(before)
+
+
+def test_editing_the_vllm_backend_dirties_exactly_the_stages_that_can_run_it(repo):
+    assert json.loads(sh(BIN / "dvc", "status", "--json", cwd=repo).stdout) == {}
+    restore = _edited(repo / "src/varreason/vllm_backend.py", lambda t: t + "\n# an edit\n")
+    try:
+        status = json.loads(sh(BIN / "dvc", "status", "--json", cwd=repo).stdout)
+    finally:
+        restore()
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    assert set(status) == {s for s in stages if rule_of(s) in BACKEND_RULES}
+    assert {rule_of(s) for s in status} >= {"sample_posterior", "score", "rollout", "sample_initial", "evaluate"}
+
+
+def test_editing_a_help_string_dirties_no_stage(repo):
+    assert json.loads(sh(BIN / "dvc", "status", "--json", cwd=repo).stdout) == {}
+    restores = [
+        _edited(repo / "src/varreason/pipeline.py", lambda t: t.replace("write the train/test splits", "write splits")),
+        _edited(
+            repo / "src/varreason/cli.py", lambda t: t.replace("params file (validated", "the params file (validated")
+        ),
+    ]
+    try:
+        assert json.loads(sh(BIN / "dvc", "status", "--json", cwd=repo).stdout) == {}
+    finally:
+        for restore in restores:
+            restore()
+
+
+def test_dvc_repro_runs_without_the_venv_activated_and_loses_nothing_without_it(repo):
+    """`.venv/bin/dvc repro` from a shell whose PATH lacks the venv: the stage finds the project's venv.
+    With no venv and no varreason on PATH the command fails, and DVC has deleted nothing first."""
+    env = {**ENV, "PATH": "/usr/bin:/bin"}
+    train = repo / "data/prepared/train.parquet"
+    before = hashlib.sha256(train.read_bytes()).hexdigest()
+    (repo / ".venv").symlink_to(BIN.parent, target_is_directory=True)
+    try:
+        r = subprocess.run(
+            [BIN / "dvc", "repro", "--force", "--single-item", "prepare"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        assert "Running stage 'prepare'" in r.stdout + r.stderr
+        assert hashlib.sha256(train.read_bytes()).hexdigest() == before  # same params, same split
+    finally:
+        (repo / ".venv").unlink()
+    r = subprocess.run(
+        [BIN / "dvc", "repro", "--force", "--single-item", "prepare"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert r.returncode != 0
+    assert "varreason" in r.stdout + r.stderr and "not found" in r.stdout + r.stderr
+    assert hashlib.sha256(train.read_bytes()).hexdigest() == before
+    assert (repo / "data/prepared/test.parquet").exists()

@@ -1,6 +1,6 @@
 import torch
 
-from varreason.generation import sample
+from varreason.generation import SamplingRequest, sample
 
 
 def _prompts(tokenizer):
@@ -9,10 +9,11 @@ def _prompts(tokenizer):
 
 def test_sampling_is_deterministic_and_records_logps(tiny_model, tokenizer):
     stop = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("A")]
-    kw = dict(pad_id=tokenizer.pad_token_id, stop_ids=stop, num_samples=4, max_new_tokens=10, temperature=1.0)
-    a = sample(tiny_model, _prompts(tokenizer), seed=7, batch_size=8, **kw)
-    b = sample(tiny_model, _prompts(tokenizer), seed=7, batch_size=8, **kw)
-    c = sample(tiny_model, _prompts(tokenizer), seed=8, batch_size=8, **kw)
+    kw = dict(stop_ids=stop, num_samples=4, max_new_tokens=10, temperature=1.0)
+    pad = tokenizer.pad_token_id
+    a = sample(tiny_model, SamplingRequest(_prompts(tokenizer), seed=7, batch_size=8, **kw), pad_id=pad)
+    b = sample(tiny_model, SamplingRequest(_prompts(tokenizer), seed=7, batch_size=8, **kw), pad_id=pad)
+    c = sample(tiny_model, SamplingRequest(_prompts(tokenizer), seed=8, batch_size=8, **kw), pad_id=pad)
     assert [s.token_ids for s in a] == [s.token_ids for s in b]
     assert [s.token_ids for s in a] != [s.token_ids for s in c]
     assert len(a) == 12 and [s.prompt_index for s in a[:5]] == [0, 0, 0, 0, 1]
@@ -29,14 +30,8 @@ def test_sample_logps_equal_a_forward_pass(tiny_model, tokenizer):
     prompts = _prompts(tokenizer)
     out = sample(
         tiny_model,
-        prompts,
+        SamplingRequest(prompts, stop_ids=[1], num_samples=2, max_new_tokens=6, temperature=0.7, seed=0, batch_size=6),
         pad_id=0,
-        stop_ids=[1],
-        num_samples=2,
-        max_new_tokens=6,
-        temperature=0.7,
-        seed=0,
-        batch_size=6,
     )
     for s in out:
         ids = torch.tensor([prompts[s.prompt_index] + s.token_ids])
@@ -50,16 +45,16 @@ def test_sample_logps_equal_a_forward_pass(tiny_model, tokenizer):
 def test_greedy_is_the_same_batched_with_left_padding_or_alone(tiny_model, tokenizer):
     prompts = _prompts(tokenizer)
     kw = dict(
-        pad_id=tokenizer.pad_token_id,
         stop_ids=[tokenizer.eos_token_id],
         num_samples=1,
         max_new_tokens=8,
         temperature=0.0,
         seed=0,
     )
-    batched = sample(tiny_model, prompts, batch_size=3, **kw)
+    pad = tokenizer.pad_token_id
+    batched = sample(tiny_model, SamplingRequest(prompts, batch_size=3, **kw), pad_id=pad)
     for i, p in enumerate(prompts):
-        alone = sample(tiny_model, [p], batch_size=1, **kw)
+        alone = sample(tiny_model, SamplingRequest([p], batch_size=1, **kw), pad_id=pad)
         assert alone[0].token_ids == batched[i].token_ids
 
 
@@ -90,14 +85,16 @@ def test_shared_prefill_gives_the_samples_of_plain_generate(tiny_model, tokenize
     torch.manual_seed(3)
     out = sample(
         tiny_model,
-        prompts,
+        SamplingRequest(
+            prompts,
+            stop_ids=[tokenizer.eos_token_id],
+            num_samples=5,
+            max_new_tokens=6,
+            temperature=1.0,
+            seed=3,
+            batch_size=15,
+        ),
         pad_id=tokenizer.pad_token_id,
-        stop_ids=[tokenizer.eos_token_id],
-        num_samples=5,
-        max_new_tokens=6,
-        temperature=1.0,
-        seed=3,
-        batch_size=15,
     )
     new = plain.sequences[:, ids.shape[1] :].tolist()
     for s in out:

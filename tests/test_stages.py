@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from conftest import REPO, TINY
+from varreason.corpus import select_traces
 from varreason.io import InputError, read_parquet
 from varreason.modeling import initial_model, save_model_atomic
-from varreason.stages.build import select_traces
 from varreason.stages.prepare import prepare
 from varreason.stages.weights import weights
 

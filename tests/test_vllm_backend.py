@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import replace
 
 import pytest
 import torch
 
 from conftest import REASONING_TEXTS
-from varreason.generation import sample
+from varreason.generation import SamplingRequest, sample
 from varreason.logprobs import score_completions
 from varreason.modeling import build_char_tokenizer, build_tiny_qwen3
 from varreason.prompting import stop_cut
@@ -138,16 +139,16 @@ def test_greedy_matches_transformers(trained, engine):
     model_dir, model, tok = trained
     prompts = _ids(tok, ["3", "0123", "97", "5678901", "24"])
     stop_ids = [tok.eos_token_id, tok.convert_tokens_to_ids(".")]
-    kw = dict(stop_ids=stop_ids, num_samples=1, max_new_tokens=12, temperature=0.0, seed=0)
-    got = vllm_sample(model_dir, prompts, **kw)
-    want = sample(model, prompts, pad_id=tok.pad_token_id, **kw)
+    request = SamplingRequest(prompts, stop_ids=stop_ids, num_samples=1, max_new_tokens=12, temperature=0.0, seed=0)
+    got = vllm_sample(model_dir, request)
+    want = sample(model, request, pad_id=tok.pad_token_id)
     assert [(s.prompt_index, s.sample_index) for s in got] == [(s.prompt_index, s.sample_index) for s in want]
     for g, w in zip(got, want, strict=True):
         assert g.token_ids == w.token_ids
         assert g.finish_reason == w.finish_reason
         assert g.logps == pytest.approx(w.logps, abs=TOL)
     # greedy decodes once and returns num_samples copies, as the transformers backend's rows
-    three = vllm_sample(model_dir, prompts[:2], **{**kw, "num_samples": 3})
+    three = vllm_sample(model_dir, replace(request, prompts=prompts[:2], num_samples=3))
     assert [(s.prompt_index, s.sample_index) for s in three] == [(i, j) for i in range(2) for j in range(3)]
     assert all(s.token_ids == got[s.prompt_index].token_ids for s in three)
 
@@ -157,9 +158,9 @@ def test_sampling_is_seeded_and_records_raw_logps(trained, engine):
     prompts = _ids(tok, ["3", "0123", "97"])
     stop_ids = [tok.eos_token_id, tok.convert_tokens_to_ids(".")]
     kw = dict(stop_ids=stop_ids, num_samples=4, max_new_tokens=16, temperature=0.7)
-    a = vllm_sample(model_dir, prompts, seed=1234, **kw)
-    b = vllm_sample(model_dir, prompts, seed=1234, **kw)
-    c = vllm_sample(model_dir, prompts, seed=99, **kw)
+    a = vllm_sample(model_dir, SamplingRequest(prompts, seed=1234, **kw))
+    b = vllm_sample(model_dir, SamplingRequest(prompts, seed=1234, **kw))
+    c = vllm_sample(model_dir, SamplingRequest(prompts, seed=99, **kw))
     assert [(s.prompt_index, s.sample_index) for s in a] == [(i, j) for i in range(3) for j in range(4)]
     assert [s.token_ids for s in a] == [s.token_ids for s in b]
     for x, y in zip(a, b, strict=True):
@@ -185,9 +186,9 @@ def test_stop_ids_cut_like_transformers(trained, engine):
     model_dir, model, tok = trained
     prompts = _ids(tok, ["3", "0123", "97"])
     stop_ids = [tok.eos_token_id, tok.convert_tokens_to_ids("7")]
-    kw = dict(stop_ids=stop_ids, num_samples=1, max_new_tokens=12, temperature=0.0, seed=0)
-    got = vllm_sample(model_dir, prompts, **kw)
-    want = sample(model, prompts, pad_id=tok.pad_token_id, **kw)
+    request = SamplingRequest(prompts, stop_ids=stop_ids, num_samples=1, max_new_tokens=12, temperature=0.0, seed=0)
+    got = vllm_sample(model_dir, request)
+    want = sample(model, request, pad_id=tok.pad_token_id)
     assert [s.token_ids for s in got] == [s.token_ids for s in want]
     assert [s.finish_reason for s in got] == [s.finish_reason for s in want]
     first = got[0]
@@ -198,9 +199,9 @@ def test_stop_strings_keep_the_completing_token(trained, engine):
     model_dir, model, tok = trained
     prompts = _ids(tok, ["3", "0123", "97"])
     stop_ids = [tok.eos_token_id]
-    kw = dict(stop_ids=stop_ids, num_samples=1, max_new_tokens=12, temperature=0.0, seed=0)
-    full = vllm_sample(model_dir, prompts, **kw)
-    cut = vllm_sample(model_dir, prompts, stop_strings=["89"], **kw)
+    request = SamplingRequest(prompts, stop_ids=stop_ids, num_samples=1, max_new_tokens=12, temperature=0.0, seed=0)
+    full = vllm_sample(model_dir, request)
+    cut = vllm_sample(model_dir, replace(request, stop_strings=["89"]))
     assert tok.decode(cut[0].token_ids) == "456789" and cut[0].finish_reason == "stop"
     for f, c in zip(full, cut, strict=True):
         end = stop_cut(f.token_ids, tok, "89")
@@ -210,13 +211,15 @@ def test_stop_strings_keep_the_completing_token(trained, engine):
     # sampled: every sample ends at its first "9" or runs to the length limit
     sampled = vllm_sample(
         model_dir,
-        prompts,
-        stop_ids=stop_ids,
-        stop_strings=["9"],
-        num_samples=4,
-        max_new_tokens=10,
-        temperature=0.7,
-        seed=5,
+        SamplingRequest(
+            prompts,
+            stop_ids=stop_ids,
+            stop_strings=["9"],
+            num_samples=4,
+            max_new_tokens=10,
+            temperature=0.7,
+            seed=5,
+        ),
     )
     nine = tok.convert_tokens_to_ids("9")
     for s in sampled:
@@ -232,9 +235,17 @@ def test_multi_token_stop_strings_match_transformers(bpe_trained, stop):
     """ "<|end_of_thought|>" ends on a token boundary; "thought|" ends inside the token "|>", which is kept."""
     model_dir, model, tok = bpe_trained
     prompts = _ids(tok, [f"What is {a} + {b}? <|begin_of_thought|>" for a, b in [(3, 4), (9, 9), (0, 7)]])
-    kw = dict(stop_ids=[tok.eos_token_id], num_samples=1, max_new_tokens=40, temperature=0.0, seed=0)
-    got = vllm_sample(model_dir, prompts, stop_strings=[stop], **kw)
-    want = sample(model, prompts, pad_id=tok.pad_token_id, stop_strings=[stop], tokenizer=tok, **kw)
+    request = SamplingRequest(
+        prompts,
+        stop_ids=[tok.eos_token_id],
+        stop_strings=[stop],
+        num_samples=1,
+        max_new_tokens=40,
+        temperature=0.0,
+        seed=0,
+    )
+    got = vllm_sample(model_dir, request)
+    want = sample(model, request, pad_id=tok.pad_token_id, tokenizer=tok)
     for g, w in zip(got, want, strict=True):
         assert g.token_ids == w.token_ids
         assert g.finish_reason == w.finish_reason == "stop"
@@ -255,7 +266,10 @@ def test_bpe_scores_and_samples_match_transformers(bpe_trained):
     for g, w in zip(got, want, strict=True):
         assert g == pytest.approx(w, abs=TOL)
     drawn = vllm_sample(
-        model_dir, prompts, stop_ids=[tok.eos_token_id], num_samples=3, max_new_tokens=60, temperature=0.7, seed=3
+        model_dir,
+        SamplingRequest(
+            prompts, stop_ids=[tok.eos_token_id], num_samples=3, max_new_tokens=60, temperature=0.7, seed=3
+        ),
     )
     assert any(s.finish_reason == "stop" for s in drawn)
     want = score_completions(

@@ -1,8 +1,9 @@
 """Where sampling and scoring run: transformers (``hf``, the default) or vLLM (``vllm``).
 
-A stage names a model directory and token ids; this module picks the engine from the stage's
-``backend`` param. Both return the same things: ``Sample`` lists with the raw log-prob of each
-sampled token, and per-token log-probs of given completions (never re-tokenised text).
+A stage names a model directory and token ids (to sample: a ``SamplingRequest``, the ids with the
+sampling settings); this module picks the engine from the stage's ``backend`` param. Both return
+the same things: ``Sample`` lists with the raw log-prob of each sampled token, and per-token
+log-probs of given completions (never re-tokenised text).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from varreason.generation import Sample, sample
+from varreason.generation import Sample, SamplingRequest, sample
 from varreason.logprobs import score_completions
 from varreason.modeling import load_model
 
@@ -32,51 +33,17 @@ def _check(backend: str) -> None:
         raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
 
 
-def generate(
-    model_dir: str | Path,
-    prompts: Sequence[Sequence[int]],
-    *,
-    backend: str,
-    tokenizer,
-    stop_ids: Sequence[int],
-    stop_strings: Sequence[str] = (),
-    num_samples: int,
-    max_new_tokens: int,
-    temperature: float,
-    seed: int,
-    batch_size: int,
-    desc: str,
-) -> list[Sample]:
-    """``num_samples`` samples per prompt (token ids) from the model in ``model_dir``."""
+def generate(model_dir: str | Path, request: SamplingRequest, *, backend: str, tokenizer) -> list[Sample]:
+    """``request.num_samples`` samples per prompt (token ids) from the model in ``model_dir``.
+
+    ``tokenizer`` gives transformers its pad id and finds stop strings; vLLM uses the model's own.
+    """
     _check(backend)
     if backend == "vllm":
         from varreason.vllm_backend import vllm_sample
 
-        return vllm_sample(
-            str(model_dir),
-            prompts,
-            stop_ids=stop_ids,
-            stop_strings=stop_strings,
-            num_samples=num_samples,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            seed=seed,
-            desc=desc,
-        )
-    return sample(
-        _hf_model(model_dir),
-        prompts,
-        pad_id=tokenizer.pad_token_id,
-        stop_ids=stop_ids,
-        stop_strings=stop_strings,
-        tokenizer=tokenizer,
-        num_samples=num_samples,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        seed=seed,
-        batch_size=batch_size,
-        desc=desc,
-    )
+        return vllm_sample(str(model_dir), request)
+    return sample(_hf_model(model_dir), request, pad_id=tokenizer.pad_token_id, tokenizer=tokenizer)
 
 
 def score(

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from varreason import columns as C
 from varreason.io import FILE_SUFFIXES, InputError, read_table
 
-PREPARED_COLUMNS = ["question_id", "question", "trace", "answer", "gold"]
 LAYOUTS = ("auto", "stratos", "thought_solution", "qa", "native")
 THOUGHT_TAGS = ("<|begin_of_thought|>", "<|end_of_thought|>")
 SOLUTION_TAGS = ("<|begin_of_solution|>", "<|end_of_solution|>")
@@ -214,7 +214,7 @@ def adapt(df: pd.DataFrame, layout: str, source: str) -> pd.DataFrame:
     rows = {"stratos": _stratos, "thought_solution": _thought_solution, "qa": _qa, "native": _native}[layout](
         df, source
     )
-    out = pd.DataFrame(rows, columns=PREPARED_COLUMNS)
+    out = pd.DataFrame(rows, columns=list(C.PREPARED))
     if "split" in df.columns:
         out["split"] = df["split"].astype(str).to_numpy()
     return out

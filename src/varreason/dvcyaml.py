@@ -4,9 +4,12 @@ The Snakefile is the source of truth. Each Snakemake job becomes one DVC stage: 
 wildcards keeps its name (``train_initial``); a job of a wildcard rule is named after the rule and
 its wildcard values, like its log file (``sample_posterior-0``, ``weights-gml``). A stage's
 ``cmd`` is the job's shell command exactly as Snakemake formats it; ``deps`` are the job's inputs
-plus the source files its subcommand runs; ``params`` are the keys the rule declares with
-``params_of``; ``outs`` are the job's outputs, with trace corpora marked ``persist`` (DVC does not
-delete a finished shard before re-running its stage) and JSON metrics declared as ``metrics``.
+plus the source files of the code its stage runs (the stage function's module and every varreason
+module it imports, at the top or inside a function; not the CLI, which only dispatches); ``params``
+are the keys the rule declares (``reads=``, from the stage table in varreason/pipeline.py);
+``outs`` are the job's outputs, all marked ``persist`` so that DVC never deletes them before the
+command runs (every stage writes its outputs atomically, so a failed command leaves the old ones
+whole), with JSON metrics declared as ``metrics``.
 
 Simplification: the stage list follows ``sampling.shards``; after changing it, run
 ``varreason dvc-yaml`` again (CI fails on a stale file with ``--check``).
@@ -22,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from varreason import paths as P
-from varreason.cli import STAGE_MODULES
+from varreason.pipeline import COMMANDS, stage_of_command
 
 HEADER = (
     "# Generated from the Snakefile by `varreason dvc-yaml`: do not edit by hand.\n"
@@ -58,15 +61,24 @@ PLOTS = [
     {P.IWAE_PLOT: {"x": "k", "y": "iwae_bound", "title": "IWAE bound estimate vs K"}},
     *({P.PAGE_PLOT_DATA.format(plot=name): spec} for name, spec in _PAGE_PLOTS.items()),
 ]
-PERSIST_PREFIX = "data/traces/"
+# DVC runs a stage's command in a plain shell: this puts the project's venv (when it has one) on
+# PATH first, as the Snakefile's shell prefix does for Snakemake, so `.venv/bin/dvc repro` works from
+# a shell where the venv is not activated. DVC sets DVC_ROOT to the repository root.
+CMD_PREFIX = 'PATH="$DVC_ROOT/.venv/bin:$PATH" '
 
 
-def _imports(module: str) -> set[str]:
-    path = resources.files("varreason").joinpath(*module.split(".")[1:]).with_suffix(".py")
-    tree = ast.parse(Path(str(path)).read_text())
+def module_file(module: str) -> Path:
+    """The source file of a varreason module (``varreason.stages.sample`` -> .../stages/sample.py)."""
+    parts = module.split(".")[1:]
+    base = resources.files("varreason").joinpath(*parts)
+    return Path(str(base / "__init__.py")) if Path(str(base)).is_dir() else Path(str(base.with_suffix(".py")))
+
+
+def imports(module: str) -> set[str]:
+    """The varreason modules ``module`` imports, at the top or inside a function (a lazy import runs too)."""
+    tree = ast.parse(module_file(module).read_text())
     found = set()
-    # module-level imports only: the CLI imports each stage lazily inside its dispatch branch
-    for node in tree.body:
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module == "varreason":
             found |= {f"varreason.{a.name}" for a in node.names}  # from varreason import paths
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("varreason."):
@@ -76,20 +88,23 @@ def _imports(module: str) -> set[str]:
     return {m for m in found if m != "varreason"}
 
 
-def source_files(command: str, src_root: str = "src") -> list[str]:
-    """The package files a CLI subcommand runs: the CLI, its stage modules and their varreason imports."""
-    todo, seen = ["varreason.cli", *STAGE_MODULES[command]], set()
+def closure(module: str) -> set[str]:
+    """``module`` and every varreason module it can import, transitively."""
+    todo, seen = [module], set()
     while todo:
         m = todo.pop()
         if m not in seen:
             seen.add(m)
-            todo.extend(_imports(m) - seen)
-    return sorted(f"{src_root}/{m.replace('.', '/')}.py" for m in seen)
+            todo.extend(imports(m) - seen)
+    return seen
 
 
-def _subcommand(cmd: str) -> str:
-    words = cmd.split()
-    return next(w for w in words if w in STAGE_MODULES)
+def source_files(command: str, src_root: str = "src") -> list[str]:
+    """The package files a stage runs: its function's module and everything that imports."""
+    package_parent = module_file("varreason").parent.parent
+    return sorted(
+        f"{src_root}/{module_file(m).relative_to(package_parent).as_posix()}" for m in closure(COMMANDS[command].module)
+    )
 
 
 def snakemake_jobs(snakefile: Path, workdir: Path) -> list:
@@ -105,7 +120,9 @@ def snakemake_jobs(snakefile: Path, workdir: Path) -> list:
             config_settings=ConfigSettings(),
         )
         workflow_api.dag(dag_settings=DAGSettings(forceall=True))
-        workflow = workflow_api._workflow  # no public API lists jobs; printdag() does the same
+        # Snakemake 9 has no public API that lists a DAG's jobs with their shell commands (the DAG
+        # API only prints: printdag, printrulegraph, summary); this does what printdag() does first.
+        workflow = workflow_api._workflow
         workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True)
         workflow._build_dag()
         jobs = [j for j in workflow.dag.jobs if j.rule.shellcmd]
@@ -132,16 +149,14 @@ def build_dvc_yaml(snakefile: Path, workdir: Path) -> dict:
         outs, metrics = [], []
         for out in job["output"]:
             if out.startswith("metrics/") and out.endswith(".json"):
-                metrics.append({out: {"cache": False}})
-            elif out.startswith(PERSIST_PREFIX):
-                outs.append({out: {"persist": True}})
+                metrics.append({out: {"cache": False, "persist": True}})
             elif out.startswith("reports/"):
-                outs.append({out: {"cache": False}})
+                outs.append({out: {"cache": False, "persist": True}})
             else:
-                outs.append(out)
+                outs.append({out: {"persist": True}})
         stage = {
-            "cmd": job["cmd"],
-            "deps": [*job["input"], *source_files(_subcommand(job["cmd"]))],
+            "cmd": CMD_PREFIX + job["cmd"],
+            "deps": [*job["input"], *source_files(stage_of_command(job["cmd"]).name)],
         }
         if job["params"]:
             stage["params"] = job["params"]
@@ -157,9 +172,11 @@ def render(doc: dict) -> str:
     return HEADER + yaml.safe_dump(doc, sort_keys=False, width=1000)
 
 
-def write_or_check(snakefile: Path, workdir: Path, out: Path, check: bool) -> int:
-    """Write ``out``; with ``check``, compare instead and return 1 (printing a diff) on drift."""
-    text = render(build_dvc_yaml(snakefile, workdir))
+def write_or_check(snakefile: str | Path, out: str | Path, check: bool = False) -> int:
+    """Write ``out`` from the DAG of ``snakefile`` (run in its folder); with ``check``, compare instead
+    and return 1 (printing a diff) on drift."""
+    snakefile, out = Path(snakefile), Path(out)
+    text = render(build_dvc_yaml(snakefile, snakefile.resolve().parent))
     if not check:
         out.write_text(text)
         return 0

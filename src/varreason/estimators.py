@@ -1,6 +1,6 @@
 """The method's math as small pure functions (log space throughout), tested against brute force.
 
-Notation (ARCHITECTURE.md): rho_k = pi(z_k|x) * pi(Y|x,z_k) / q(z_k|x,y'); the likelihood ratio is
+Notation (docs/design.md, "Notation"): rho_k = pi(z_k|x) * pi(Y|x,z_k) / q(z_k|x,y'); the likelihood ratio is
 length-normalised by default (mean per-token log-ratio on the same token ids).
 """
 

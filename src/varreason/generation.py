@@ -4,6 +4,9 @@ Each returned sample carries the sampled token ids up to and including the first
 raw (untempered) log-prob of each sampled token under the sampling model, and a finish reason.
 Determinism: batch b of a call draws from ``torch.manual_seed(seed + b)``, so the same prompts,
 params and seed give the same samples on CPU.
+
+``SamplingRequest`` (what to sample) is defined here too, for both backends: ``sample`` here and
+``vllm_backend.vllm_sample`` take one, and ``backends.generate`` passes it to either.
 """
 
 from __future__ import annotations
@@ -28,6 +31,34 @@ class Sample:
     token_ids: list[int]
     logps: list[float]
     finish_reason: str  # "stop" (a stop token was sampled) or "length"
+
+
+@dataclass(frozen=True)
+class SamplingRequest:
+    """What to sample, the same for every backend: ``num_samples`` completions per prompt.
+
+    It lives here, beside ``Sample`` (what comes back), rather than in a torch-free module: every
+    user of it imports this module already (``vllm_backend`` for ``Sample``, ``backends`` for
+    ``sample``), and .venv-vllm has torch and transformers too. Frozen, so that variants of one
+    request are made with ``dataclasses.replace``; the sequences are kept as given, not copied.
+
+    prompts: token ids per prompt (never text). stop_ids: a sample ends after the first of these.
+    temperature <= 0 means greedy. seed: the call's seed (how each backend derives its draws from
+    it: ``sample`` and ``vllm_backend.request_seed``). stop_strings: multi-token stops such as
+    ``<|end_of_thought|>``; a sample ends after the token that completes one. batch_size: rows
+    (prompt x sample) per transformers ``generate`` call, so ``max(1, batch_size // num_samples)``
+    prompts a batch; vLLM schedules its own batches and ignores it. desc: the progress bar's name.
+    """
+
+    prompts: Sequence[Sequence[int]]
+    stop_ids: Sequence[int]
+    num_samples: int
+    max_new_tokens: int
+    temperature: float
+    seed: int
+    stop_strings: Sequence[str] = ()
+    batch_size: int = 256
+    desc: str = "sampling"
 
 
 def _generate(model, ids: torch.Tensor, mask: torch.Tensor, config: dict, num_samples: int, **kwargs):
@@ -76,33 +107,21 @@ def _stop_end(row: list[int], stop_ids: set[int], stop_strings: Sequence[str], t
 
 
 @torch.no_grad()
-def sample(
-    model,
-    prompts: Sequence[Sequence[int]],
-    *,
-    pad_id: int,
-    stop_ids: Sequence[int],
-    num_samples: int,
-    max_new_tokens: int,
-    temperature: float,
-    seed: int,
-    batch_size: int = 256,
-    desc: str = "sampling",
-    stop_strings: Sequence[str] = (),
-    tokenizer=None,
-) -> list[Sample]:
-    """``num_samples`` completions per prompt; temperature 0 means greedy.
+def sample(model, request: SamplingRequest, *, pad_id: int, tokenizer=None) -> list[Sample]:
+    """``request.num_samples`` completions per prompt; temperature 0 means greedy.
 
-    ``stop_strings`` (multi-token stops such as ``<|end_of_thought|>``, needs ``tokenizer``) end a
-    sample after the token that completes the string, like a stop id.
+    ``request.stop_strings`` (multi-token stops such as ``<|end_of_thought|>``, needs ``tokenizer``)
+    end a sample after the token that completes the string, like a stop id.
     """
+    prompts, stop_ids, stop_strings = request.prompts, request.stop_ids, request.stop_strings
+    num_samples, temperature, seed = request.num_samples, request.temperature, request.seed
     greedy = temperature <= 0
     config = dict(
         do_sample=not greedy,
         temperature=None if greedy else temperature,
         top_k=None,
         top_p=None,
-        max_new_tokens=max_new_tokens,
+        max_new_tokens=request.max_new_tokens,
         eos_token_id=list(stop_ids),
         pad_token_id=pad_id,
         return_dict_in_generate=True,
@@ -114,11 +133,11 @@ def sample(
             raise ValueError("stop_strings need the tokenizer")
         config["stop_strings"] = list(stop_strings)
         extra["tokenizer"] = tokenizer
-    prompts_per_batch = max(1, batch_size // num_samples)
+    prompts_per_batch = max(1, request.batch_size // num_samples)
     out: list[Sample] = []
     stop = set(stop_ids)
     batches = range(0, len(prompts), prompts_per_batch)
-    for b, s in enumerate(progress(batches, desc=desc, unit="batch")):
+    for b, s in enumerate(progress(batches, desc=request.desc, unit="batch")):
         chunk = prompts[s : s + prompts_per_batch]
         ids, mask = pad_batch(chunk, pad_id, "left")
         torch.manual_seed(seed + b)

@@ -117,3 +117,10 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] = ()) -> 
         params = apply_overrides(params, list(overrides))
         return validate_params(params, f"{path} with --set {' '.join(overrides)}")
     return validate_params(params, str(path))
+
+
+def check_file(params_path: str | Path, overrides: list[str] = ()) -> int:
+    """``varreason validate-params``: validate the file (with any ``--set`` overrides), say ok."""
+    load_params(params_path, overrides)
+    print(f"{params_path}: ok")
+    return 0

@@ -42,6 +42,15 @@ def install_profile(
     return out
 
 
+def install(
+    source: str | Path, partition: str | None = None, account: str | None = None, dest: str | Path | None = None
+) -> int:
+    """``varreason install-profile``: install it and say where."""
+    out = install_profile(source, partition, account, dest)
+    print(f"installed {out}/config.yaml: `snakemake --profile slurm` now uses it")
+    return 0
+
+
 def _set(text: str, key: str, value: str) -> tuple[str, int]:
     """Set (or uncomment) ``key: value`` under default-resources, keeping the file's comments."""
     lines, n = text.splitlines(), 0

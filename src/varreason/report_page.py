@@ -5,7 +5,7 @@ plot is a small table (written as a CSV that dvc.yaml declares as a DVC plot) dr
 Agg renderer to a PNG; the page embeds the PNGs as data URIs and has no script, stylesheet or font
 to fetch, so it opens from file:// on a machine without network.
 
-The implicit weighting (ARCHITECTURE.md, "Unification"): at theta_old = theta, the gradient of
+The implicit weighting (docs/design.md, "Unification"): at theta_old = theta, the gradient of
 log pi(Y|x) weights every question equally; RFT weights a question by pi_0's accuracy acc(x) on it;
 GRPO with std-normalised binary rewards by sqrt(acc / (1 - acc)). Where acc is 0 or 1 every reward
 of the group is equal, the standard deviation is 0 and the advantage is 0, so GRPO's weight is 0

@@ -14,12 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from varreason import columns as C
+from varreason.corpus import own_accuracy, select_traces
 from varreason.io import InputError, read_parquet
-from varreason.stages.build import select_traces
-from varreason.stages.sample import own_accuracy
 from varreason.stats import BIN_LABELS, difficulty_bin
-
-CORPUS_COLUMNS = ["question_id", "sample_index", "question", "answer", "trace", "finish_reason", "log_weight", "weight"]
 
 
 def load_corpus(
@@ -28,7 +26,7 @@ def load_corpus(
     initial_samples: list[str | Path] = (),
 ) -> pd.DataFrame:
     """The weights table with ``selected`` (and the difficulty ``bin`` when pi_0's samples are given)."""
-    df = read_parquet(corpus, CORPUS_COLUMNS)
+    df = read_parquet(corpus, C.CORPUS)
     sel = select_traces(df, params["select"]["mode"], params["select"]["threshold"])
     df["selected"] = df.index.isin(sel.index)
     df["train_weight"] = 0.0
@@ -44,19 +42,17 @@ def load_corpus(
 
 
 def drop_reasons(df: pd.DataFrame, params: dict) -> pd.Series:
-    """Why each question without a selected trace was dropped, by question id."""
-    out = {}
+    """Why each question without a selected trace was dropped, by question id (in corpus order)."""
+    flags = df.assign(stop=df["finish_reason"].eq("stop"), live=np.isfinite(df["log_weight"]))
+    q = flags.groupby("question_id", sort=False)[["selected", "stop", "live"]].any()
+    q = q[~q["selected"]]
     threshold = params["select"]["threshold"]
-    for qid, g in df.groupby("question_id", sort=False):
-        if g["selected"].any():
-            continue
-        if not (g["finish_reason"] == "stop").any():
-            out[qid] = "no trace reached the answer delimiter"
-        elif not np.isfinite(g["log_weight"]).any():
-            out[qid] = "every weight is zero"
-        else:
-            out[qid] = f"best weight rho <= {threshold:g}"
-    return pd.Series(out, dtype=object)
+    reasons = np.where(
+        ~q["stop"],
+        "no trace reached the answer delimiter",
+        np.where(~q["live"], "every weight is zero", f"best weight rho <= {threshold:g}"),
+    )
+    return pd.Series(reasons, index=q.index, dtype=object)
 
 
 def _quantiles(x: pd.Series) -> dict:
@@ -84,14 +80,15 @@ def summary(df: pd.DataFrame, params: dict, k: int) -> dict:
     }
     if "ess" in df.columns:
         # over questions with any weight, as the weights stage's ess_over_k_mean
-        live = per_q["log_weight"].apply(lambda s: np.isfinite(s).any())
+        live = np.isfinite(df["log_weight"]).groupby(df["question_id"], sort=False).any()
         out["ess_over_k"] = _quantiles(per_q["ess"].first()[live].astype(float) / k)
     if params["task"]["source"] == "synthetic":
         from varreason.task import trace_check
 
-        valid = np.array(
-            [trace_check(q, t, params["task"]["modulus"])[0] for q, t in zip(df["question"], df["trace"], strict=True)]
-        )
+        # each distinct (question, trace) pair once: K samples of a question often repeat a trace
+        pairs = list(zip(df["question"], df["trace"], strict=True))
+        check = {p: trace_check(*p, params["task"]["modulus"])[0] for p in set(pairs)}
+        valid = np.array([check[p] for p in pairs])
         out["verified_valid_traces"] = float(valid.mean())
         out["verified_valid_selected"] = (
             float(valid[df["selected"].to_numpy()].mean()) if df["selected"].any() else None

@@ -18,12 +18,11 @@ SUBCOMMANDS = {
 }
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "traces",
-        help="inspect a trace corpus: summary, show QUESTION_ID, list, export",
-        description="Inspect a run's trace corpus (a weights table). Selection is recomputed with the run's "
-        "select params; difficulty bins come from pi_0's own samples.",
+def configure(p: argparse.ArgumentParser) -> None:
+    """The views of ``varreason traces``, each a subcommand with its filters."""
+    p.description = (
+        "Inspect a run's trace corpus (a weights table). Selection is recomputed with the run's "
+        "select params; difficulty bins come from pi_0's own samples."
     )
     tsub = p.add_subparsers(dest="traces_command", required=True, metavar="VIEW")
     for name, summary in SUBCOMMANDS.items():

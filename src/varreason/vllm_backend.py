@@ -6,9 +6,10 @@ transformers<5.20 and numpy 2.3.x. ``vllm`` is imported inside the functions, so
 without it. vLLM starts its engine core in a spawned process: a script that calls this needs an
 ``if __name__ == "__main__":`` guard.
 
-Prompts go in as token ids (``TokensPrompt``), never re-tokenised text. Each sample is its own request
-with its own seed, derived from the call's ``seed``, the prompt index and the sample index, so the
-same call gives the same samples whatever the batching. The sampled tokens' log-probs are recorded
+Prompts go in as token ids (``TokensPrompt``), never re-tokenised text. Each sample is its own vLLM
+request with its own seed, derived from the ``SamplingRequest``'s ``seed``, the prompt index and the
+sample index, so the same call gives the same samples whatever the batching (vLLM schedules its own
+batches: the request's ``batch_size`` is not used here). The sampled tokens' log-probs are recorded
 while sampling, raw (before temperature: ``logprobs_mode="raw_logprobs"``), as ``generation.sample``
 records them, so no separate scoring pass of the samples is needed.
 """
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from varreason.generation import Sample
+from varreason.generation import Sample, SamplingRequest
 from varreason.prompting import stop_cut
 
 if TYPE_CHECKING:
@@ -108,24 +109,17 @@ def _picked(logprobs_row, token: int) -> float:
     return float(logprobs_row[token].logprob)
 
 
-def vllm_sample(
-    model_dir,
-    prompts: Sequence[Sequence[int]],
-    *,
-    stop_ids: Sequence[int],
-    stop_strings: Sequence[str] = (),
-    num_samples: int,
-    max_new_tokens: int,
-    temperature: float,
-    seed: int,
-    desc: str = "sampling",
-) -> list[Sample]:
-    """``num_samples`` completions per prompt, as ``generation.sample`` returns them; temperature <= 0 is greedy.
+def vllm_sample(model_dir: str, request: SamplingRequest) -> list[Sample]:
+    """``request.num_samples`` completions per prompt, as ``generation.sample`` returns them; temperature <= 0: greedy.
 
     token_ids run up to and including the first stop id, or the token that completes a stop string
     (then finish_reason is "stop" too); logps are the raw log-probs of those tokens. Greedy decodes
     each prompt once and returns it ``num_samples`` times (sample_index 0..num_samples-1).
+    ``request.batch_size`` is not used: vLLM schedules its own batches.
     """
+    prompts, stop_ids, stop_strings = request.prompts, request.stop_ids, request.stop_strings
+    num_samples, temperature, seed = request.num_samples, request.temperature, request.seed
+    max_new_tokens = request.max_new_tokens
     vllm = _import_vllm()
     greedy = temperature <= 0
     stop = set(int(t) for t in stop_ids)
@@ -144,19 +138,19 @@ def vllm_sample(
         detokenize=bool(stop_strings),  # text is needed only to find stop strings
         skip_special_tokens=False,
     )
-    requests, params, index = [], [], []
+    inputs, params, index = [], [], []
     for i, p in enumerate(prompts):
         for j in range(n_requests):
             s = seed if greedy else request_seed(seed, i, j)
-            requests.append(p)
+            inputs.append(p)
             params.append(vllm.SamplingParams(seed=None if greedy else s, **common))
             index.append((i, j, s))
-    if not requests:
+    if not inputs:
         return []
     if max_new_tokens <= 0:  # vLLM generates at least one token
         return [Sample(i, k, s, [], [], "length") for i, j, s in index for k in (range(num_samples) if greedy else [j])]
     llm = get_engine(model_dir)
-    results = llm.generate(_tokens_prompts(requests), params, use_tqdm=_progress(desc))
+    results = llm.generate(_tokens_prompts(inputs), params, use_tqdm=_progress(request.desc))
     tokenizer = llm.get_tokenizer() if stop_strings else None
     out: list[Sample] = []
     for (i, j, s), res in zip(index, results, strict=True):

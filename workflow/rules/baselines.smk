@@ -6,18 +6,7 @@ rule sample_initial:
         P.INITIAL_SAMPLES,
     params:
         set=SET,
-        reads=params_of(
-            "seed",
-            "sampling.backend",
-            "sampling.k",
-            "sampling.initial_temperature",
-            "sampling.max_trace_tokens",
-            "sampling.batch_size",
-            "sampling.shards",
-            "rollout.max_answer_tokens",
-            "task.templates",
-            "task.verifier",
-        ),
+        reads=stage_reads("sample-initial"),
     threads: T
     resources:
         **heavy(4000, 60),
@@ -42,7 +31,7 @@ rule baselines:
     params:
         launch=TRAIN,
         set=SET,
-        reads=params_of("seed", "train_final", "select.mix_original", "task"),
+        reads=stage_reads("baselines"),
         samples=lambda w, input: f" --samples {' '.join(input.samples)}" if input.samples else "",
     threads: T
     resources:

@@ -106,6 +106,7 @@ rule claims_weights:
         set=lambda w: claim_set(w, *VC.VARIANTS[w.variant].sets),
         estimator=lambda w: VC.VARIANTS[w.variant].estimator,
         rollouts=lambda w, input: f" --rollouts {' '.join(input.rollouts)}" if input.rollouts else "",
+        reads=stage_reads("weights"),
     log:
         cp("logs/weights-{variant}.log"),
     shell:
@@ -122,6 +123,7 @@ rule claims_update_posterior:
     params:
         launch=TRAIN,
         set=seed_set,
+        reads=stage_reads("update-posterior"),
     threads: T
     resources:
         **heavy(4000, 60),
@@ -145,6 +147,7 @@ rule claims_build:
     params:
         set=lambda w: claim_set(w, *VC.ARMS[w.arm].sets),
         estimator=lambda w: VC.VARIANTS[VC.ARMS[w.arm].variant].estimator,
+        reads=stage_reads("build-final"),
     wildcard_constraints:
         arm="|".join(VR_ARMS),
     log:
@@ -164,6 +167,7 @@ rule claims_train:
     params:
         launch=TRAIN,
         set=seed_set,
+        reads=stage_reads("train-final"),
     wildcard_constraints:
         arm="|".join(VR_ARMS),
     threads: T
@@ -192,6 +196,7 @@ rule claims_baseline:
         set=lambda w: claim_set(w, *VC.ARMS[w.arm].sets),
         kind=lambda w: VC.ARMS[w.arm].baseline,
         samples=lambda w, input: f" --samples {' '.join(input.samples)}" if input.samples else "",
+        reads=stage_reads("baselines"),
     wildcard_constraints:
         arm="|".join(BASELINE_ARMS),
     threads: T
@@ -239,6 +244,7 @@ rule claims_report:
         page=VC.REPORT_PAGE,
     params:
         seeds=" ".join(str(s) for s in CLAIM_SEEDS),
+        reads=stage_reads("claims-report"),
     log:
         VC.REPORT_LOG,
     shell:

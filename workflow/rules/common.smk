@@ -21,12 +21,17 @@ def heavy(mem_mb, runtime):
     return dict(mem_mb=mem_mb, runtime=runtime, **GPU)
 
 
-def params_of(*keys):
-    """The params.yaml values a rule reads, by dotted key.
+def stage_reads(command):
+    """The params a rule's stage reads (the stage table, src/varreason/pipeline.py), with their values.
 
     Snakemake reruns a job when one of them changes; `varreason dvc-yaml` (src/varreason/dvcyaml.py)
     lists the same keys as the stage's `params` in dvc.yaml.
     """
+    return params_of(*COMMANDS[command].reads)
+
+
+def params_of(*keys):
+    """The params.yaml values of these dotted keys."""
     values = {}
     for key in keys:
         value = config

@@ -7,7 +7,7 @@ rule evaluate:
         metrics=P.EVAL_METRICS,
     params:
         set=SET,
-        reads=params_of("seed", "evaluate", "sampling.backend", "task"),
+        reads=stage_reads("evaluate"),
     wildcard_constraints:
         model="|".join(P.EVAL_MODELS),
     threads: T
@@ -30,7 +30,7 @@ rule evaluate_benchmark:
         metrics=P.BENCH_METRICS,
     params:
         set=SET,
-        reads=params_of("seed", "evaluate", "sampling.backend", "task.templates"),
+        reads=stage_reads("evaluate-benchmark"),
     wildcard_constraints:
         model="|".join(P.EVAL_MODELS),
         benchmark="|".join(BENCHMARKS) or "NONE",
@@ -76,7 +76,7 @@ rule report:
         ],
     params:
         set=SET,
-        reads=params_of("seed", "sampling.k", "sampling.shards", "select.mode", "select.threshold"),
+        reads=stage_reads("report"),
     log:
         "logs/report.log",
     shell:

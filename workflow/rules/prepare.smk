@@ -4,7 +4,7 @@ rule prepare:
         test=P.PREPARED_TEST,
     params:
         set=SET,
-        reads=params_of("seed", "task"),
+        reads=stage_reads("prepare"),
     log:
         "logs/prepare.log",
     shell:

@@ -6,7 +6,7 @@ rule sample_posterior:
         P.POSTERIOR_TRACES,
     params:
         set=SET,
-        reads=params_of("seed", "sampling", "task.templates", "task.verifier"),
+        reads=stage_reads("sample-posterior"),
     threads: T
     resources:
         **heavy(4000, 60),
@@ -28,7 +28,7 @@ rule score:
         P.SCORED_TRACES,
     params:
         set=SET,
-        reads=params_of("scoring", "sampling.backend", "task.templates"),
+        reads=stage_reads("score"),
     threads: T
     resources:
         **heavy(4000, 60),
@@ -49,7 +49,7 @@ rule rollout:
         P.ROLLOUTS,
     params:
         set=SET,
-        reads=params_of("seed", "rollout", "sampling.backend", "task.templates", "task.verifier"),
+        reads=stage_reads("rollout"),
     threads: T
     resources:
         **heavy(4000, 60),

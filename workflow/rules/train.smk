@@ -6,7 +6,7 @@ rule train_initial:
     params:
         launch=TRAIN,
         set=SET,
-        reads=params_of("seed", "model", "train_initial", "task.templates"),
+        reads=stage_reads("train-initial"),
     threads: T
     resources:
         **heavy(4000, 60),
@@ -28,7 +28,7 @@ rule train_posterior:
     params:
         launch=TRAIN,
         set=SET,
-        reads=params_of("seed", "model", "train_posterior", "task.templates"),
+        reads=stage_reads("train-posterior"),
     threads: T
     resources:
         **heavy(4000, 60),
@@ -50,7 +50,7 @@ rule train_final:
     params:
         launch=TRAIN,
         set=SET,
-        reads=params_of("seed", "train_final"),
+        reads=stage_reads("train-final"),
     threads: T
     resources:
         **heavy(4000, 60),

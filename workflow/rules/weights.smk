@@ -7,7 +7,7 @@ rule weights:
         metrics=P.WEIGHT_METRICS,
     params:
         set=SET,
-        reads=params_of("scoring", "sampling.k"),
+        reads=stage_reads("weights"),
         # with its leading space, so the command has no double space when there is none
         rollouts=lambda w, input: f" --rollouts {' '.join(input.rollouts)}" if input.rollouts else "",
     log:
@@ -27,7 +27,7 @@ rule build_final:
         metrics=P.FINAL_SET_METRICS,
     params:
         set=SET,
-        reads=params_of("select", "task"),
+        reads=stage_reads("build-final"),
     log:
         "logs/build_final-{estimator}.log",
     shell:

@@ -15,25 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from varreason import columns as C
+from varreason.corpus import select_traces
 from varreason.io import check_token_ids, read_parquet, write_json, write_parquet
 from varreason.modeling import load_tokenizer, vocab_size
 from varreason.prompting import Prompter, prompter_for
 from varreason.task import trace_check
-
-WEIGHTED_COLUMNS = ["question_id", "question", "trace", "trace_token_ids", "answer_token_ids", "log_weight", "weight"]
-
-
-def select_traces(df: pd.DataFrame, mode: str, threshold: float) -> pd.DataFrame:
-    """Rows of the weights table that enter the final set, with their training weight."""
-    live = df[np.isfinite(df["log_weight"])]
-    if mode == "soft":
-        return live[live["weight"] > 0].assign(train_weight=live["weight"])
-    best = live.loc[live.groupby("question_id", sort=False)["log_weight"].idxmax()]
-    if mode == "threshold":
-        best = best[np.exp(best["log_weight"]) > threshold]
-    elif mode != "argmax":
-        raise ValueError(f"select.mode must be argmax, threshold or soft, got {mode!r}")
-    return best.assign(train_weight=1.0)
 
 
 def _original_rows(train: pd.DataFrame, pi: Prompter) -> pd.DataFrame:
@@ -53,6 +40,7 @@ def _original_rows(train: pd.DataFrame, pi: Prompter) -> pd.DataFrame:
 
 
 def _finish(rows: pd.DataFrame, train, pi: Prompter, params, out, metrics_out, extra: dict) -> pd.DataFrame:
+    """The final set (original data first when mixed) and its metrics, selected traces' validity included."""
     parts = [_original_rows(train, pi)] if params["select"]["mix_original"] else []
     final = pd.concat([*parts, rows], ignore_index=True)
     write_parquet(final, out)
@@ -69,18 +57,19 @@ def _finish(rows: pd.DataFrame, train, pi: Prompter, params, out, metrics_out, e
 
 def build_final(
     params: dict,
-    weights_path: str | Path,
-    train_path: str | Path,
-    initial_dir: str | Path,
+    weights: str | Path,
+    train: str | Path,
+    initial: str | Path,
     out: str | Path,
-    metrics_out: str | Path,
+    metrics: str | Path,
 ) -> pd.DataFrame:
-    df = read_parquet(weights_path, WEIGHTED_COLUMNS)
-    train = read_parquet(train_path, ["question_id", "question", "trace", "answer"])
-    pi = prompter_for(params, load_tokenizer(initial_dir))
-    n_vocab = vocab_size(initial_dir, pi.tokenizer)
+    """VR's final training set: the traces the selection keeps from one weights table (+ the original data)."""
+    df = read_parquet(weights, C.WEIGHTED_TRACES)
+    train_df = read_parquet(train, ["question_id", "question", "trace", "answer"])
+    pi = prompter_for(params, load_tokenizer(initial))
+    n_vocab = vocab_size(initial, pi.tokenizer)
     for col in ("trace_token_ids", "answer_token_ids"):
-        check_token_ids(df, col, n_vocab, weights_path, str(initial_dir))
+        check_token_ids(df, col, n_vocab, weights, str(initial))
     sel = select_traces(df, params["select"]["mode"], params["select"]["threshold"])
     rows = pd.DataFrame(
         {
@@ -96,34 +85,33 @@ def build_final(
             "weight": sel["train_weight"],
         }
     )
-    extra = {"questions_selected": int(sel["question_id"].nunique()), "n_train_questions": len(train)}
-    return _finish(rows, train, pi, params, out, metrics_out, extra)
+    extra = {"questions_selected": int(sel["question_id"].nunique()), "n_train_questions": len(train_df)}
+    return _finish(rows, train_df, pi, params, out, metrics, extra)
 
 
 def build_baseline(
     params: dict,
     kind: str,
-    train_path: str | Path,
-    initial_samples: list[str | Path],
-    initial_dir: str | Path,
+    train: str | Path,
+    samples: list[str | Path],
+    initial: str | Path,
     out: str | Path,
-    metrics_out: str | Path,
+    metrics: str | Path,
 ) -> pd.DataFrame:
     """SFT: the original data alone. RFT: pi_0's verified-correct samples (distinct per question)."""
-    train = read_parquet(train_path, ["question_id", "question", "trace", "answer"])
-    pi = prompter_for(params, load_tokenizer(initial_dir))
+    train_df = read_parquet(train, ["question_id", "question", "trace", "answer"])
+    pi = prompter_for(params, load_tokenizer(initial))
     if kind == "sft":
-        final = _original_rows(train, pi)
+        final = _original_rows(train_df, pi)
         write_parquet(final, out)
-        write_json({"n_examples": len(train), "n_selected": 0}, metrics_out)
+        write_json({"n_examples": len(train_df), "n_selected": 0}, metrics)
         return final
     if kind != "rft":
         raise ValueError(f"baseline must be sft or rft, got {kind!r}")
-    cols = ["question_id", "question", "prompt", "completion", "completion_token_ids", "correct"]
-    shards = [read_parquet(p, cols) for p in initial_samples]
-    n_vocab = vocab_size(initial_dir, pi.tokenizer)
-    for path, shard in zip(initial_samples, shards, strict=True):
-        check_token_ids(shard, "completion_token_ids", n_vocab, path, str(initial_dir))
+    shards = [read_parquet(p, C.INITIAL_SAMPLES) for p in samples]
+    n_vocab = vocab_size(initial, pi.tokenizer)
+    for path, shard in zip(samples, shards, strict=True):
+        check_token_ids(shard, "completion_token_ids", n_vocab, path, str(initial))
     s = pd.concat(shards, ignore_index=True)
     end = pi.end_id
     kept = s[s["correct"]].drop_duplicates(["question_id", "completion"])
@@ -141,5 +129,5 @@ def build_baseline(
             "weight": 1.0,
         }
     )
-    extra = {"questions_selected": int(kept["question_id"].nunique()), "n_train_questions": len(train)}
-    return _finish(rows, train, pi, params, out, metrics_out, extra)
+    extra = {"questions_selected": int(kept["question_id"].nunique()), "n_train_questions": len(train_df)}
+    return _finish(rows, train_df, pi, params, out, metrics, extra)

@@ -22,8 +22,8 @@ import pandas as pd
 
 from varreason import claims as VC
 from varreason import paths as P
+from varreason.corpus import own_accuracy, per_question
 from varreason.io import InputError, read_parquet, write_json, write_text
-from varreason.stages.sample import own_accuracy
 from varreason.stats import BIN_LABELS, bin_shares, difficulty_bin, mean_ci, paired_difference
 from varreason.task import trace_check
 
@@ -48,14 +48,6 @@ QUANTILE_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
 def _at(root: str | Path, pattern: str, seed: int, **kw) -> Path:
     """A claims path (claims.py layout) under ``root`` instead of the default folder."""
     return Path(root) / pattern.format(seed=seed, **kw)[len(VC.ROOT) + 1 :]
-
-
-def per_question(path: Path) -> pd.DataFrame:
-    """Greedy correctness and sampled accuracy (pass@1) per test question, indexed by question id."""
-    df = read_parquet(path, ["question_id", "decoding", "correct"])
-    greedy = df[df["decoding"] == "greedy"].groupby("question_id")["correct"].mean()
-    sampled = df[df["decoding"] == "sampled"].groupby("question_id")["correct"].mean()
-    return pd.DataFrame({"greedy": greedy.astype(float), "pass1": sampled.astype(float)})
 
 
 def _load_seed(root, seed: int, shards: int) -> dict:
@@ -208,7 +200,11 @@ def _weights_summary(runs: dict, params: dict) -> dict:
     return out
 
 
-def claims_report(params: dict, seeds: list[int], root: str | Path, json_out: str | Path, page_out: str | Path) -> str:
+def claims_report(
+    params: dict, seeds: list[int] | None, root: str | Path, json_out: str | Path, page_out: str | Path
+) -> str:
+    """The claims report across seeds (default: params claims.seeds): JSON and a markdown page; returns the page."""
+    seeds = seeds or params["claims"]["seeds"]
     if len(seeds) < 2:
         raise InputError("claims-report: intervals across seeds need at least 2 seeds")
     runs = {s: _load_seed(root, s, params["sampling"]["shards"]) for s in seeds}

@@ -7,52 +7,72 @@ Parquet so that any number can be recomputed or sliced later.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from varreason import columns as C
+from varreason import paths as P
 from varreason.backends import generate
 from varreason.benchmarks import get_spec, load_benchmark
 from varreason.estimators import pass_at_k
-from varreason.io import read_parquet, write_json, write_parquet
+from varreason.generation import SamplingRequest
+from varreason.io import InputError, read_parquet, write_json, write_parquet
 from varreason.modeling import load_tokenizer
 from varreason.prompting import prompter_for
-from varreason.stages.sample import shard_seed
+from varreason.shards import shard_seed
 from varreason.task import trace_check
 from varreason.verify import verify_many
 
 
+def model_of(name: str, model: str | Path | None) -> str | Path:
+    """The checkpoint to evaluate: ``model`` when given, else the run's model called ``name``."""
+    if model is not None:
+        return model
+    if name not in P.EVAL_MODELS:
+        raise InputError(f"--name {name!r}: unknown model; pass --model DIR or one of {list(P.EVAL_MODELS)}")
+    return P.EVAL_MODELS[name]
+
+
 def evaluate(
-    params: dict, model_dir: str | Path, test_path: str | Path, name: str, out: str | Path, metrics_out: str | Path
+    params: dict, model: str | Path | None, test: str | Path, name: str, out: str | Path, metrics: str | Path
 ) -> dict:
-    """The model on the prepared test split, with ``evaluate``'s sampling settings and the task's verifier."""
-    test = read_parquet(test_path, ["question_id", "question", "answer", "gold"])
+    """The model on the prepared test split, with ``evaluate``'s sampling settings and the task's verifier.
+
+    ``model`` None: the run's checkpoint of ``name`` (initial, sft, rft, vr-gml, vr-acc).
+    """
+    test_df = read_parquet(test, C.PREPARED_TEST)
     cfg = params["evaluate"]
     return _evaluate(
         params,
-        model_dir,
-        test.assign(verifier=params["task"]["verifier"]),
+        model_of(name, model),
+        test_df.assign(verifier=params["task"]["verifier"]),
         name,
         cfg["n_samples"],
         cfg["temperature"],
         out,
-        metrics_out,
+        metrics,
     )
 
 
 def evaluate_benchmark(
-    params: dict, model_dir: str | Path, benchmark: str, name: str, out: str | Path, metrics_out: str | Path
+    params: dict, model: str | Path | None, benchmark: str, name: str, out: str | Path, metrics: str | Path
 ) -> dict:
     """The model on one benchmark (``evaluate.benchmarks``: name -> local file, hub id, or null for the
     default hub id) with that benchmark's sampling settings (n samples, temperature)."""
+    if benchmark not in params["evaluate"]["benchmarks"]:
+        raise InputError(
+            f"--benchmark {benchmark!r} is not in evaluate.benchmarks {list(params['evaluate']['benchmarks'])}"
+        )
+    model_dir = model_of(name, model)
     source = params["evaluate"]["benchmarks"].get(benchmark)
     questions = load_benchmark(benchmark, source, seed=params["seed"]).rename(columns={"answer": "gold"})
     spec = get_spec(benchmark)
-    metrics = _evaluate(
-        params, model_dir, questions, f"{name}/{benchmark}", spec.n_samples, spec.temperature, out, metrics_out
+    return _evaluate(
+        params, model_dir, questions, f"{name}/{benchmark}", spec.n_samples, spec.temperature, out, metrics
     )
-    return metrics
 
 
 def _evaluate(
@@ -70,23 +90,27 @@ def _evaluate(
     cfg = params["evaluate"]
     pi = prompter_for(params, load_tokenizer(model_dir))
     prompts = [pi.encode(pi.reasoner(q)) for q in test["question"]]
-    common = dict(
-        backend=params["sampling"]["backend"],
-        tokenizer=pi.tokenizer,
+    # the greedy and the sampled pass differ only in num_samples, temperature, seed and desc
+    greedy_request = SamplingRequest(
+        prompts=prompts,
         stop_ids=pi.stop_ids,
+        num_samples=1,
         max_new_tokens=cfg["max_new_tokens"],
+        temperature=0.0,
+        seed=0,
         batch_size=cfg["batch_size"],
+        desc=f"eval[{name}] greedy",
     )
-    greedy = generate(model_dir, prompts, num_samples=1, temperature=0.0, seed=0, desc=f"eval[{name}] greedy", **common)
-    sampled = generate(
-        model_dir,
-        prompts,
+    sampled_request = replace(
+        greedy_request,
         num_samples=n_samples,
         temperature=temperature,
         seed=shard_seed(params["seed"], 0, 4),
         desc=f"eval[{name}] sampled",
-        **common,
     )
+    on = dict(backend=params["sampling"]["backend"], tokenizer=pi.tokenizer)
+    greedy = generate(model_dir, greedy_request, **on)
+    sampled = generate(model_dir, sampled_request, **on)
     samples = [("greedy", s) for s in greedy] + [("sampled", s) for s in sampled]
     texts = [pi.tokenizer.decode(s.token_ids, skip_special_tokens=True) for _, s in samples]
     split = [pi.split(t) for t in texts]

@@ -1,7 +1,7 @@
 """Stage ``prepare``: write the train and test splits as Parquet.
 
-Sources: ``synthetic`` (the embedded task), a local ``.parquet``/``.jsonl`` file, or a hub dataset
-id, the last two read with ``datasets`` and mapped by a layout adapter (``varreason.data``:
+Sources: ``synthetic`` (the embedded task), a local ``.parquet``/``.jsonl``/``.json``/``.csv`` file
+(``io.read_table``), or a hub dataset id (``datasets``), the last two mapped by a layout adapter (``varreason.data``:
 Bespoke-Stratos/OpenThoughts, question/thought/solution, GSM8K/MATH question-answer). A ``split``
 column, if present, picks test rows; else ``n_test`` rows are held out at random (seeded).
 """
@@ -40,4 +40,5 @@ def prepare(params: dict, train_out: str | Path, test_out: str | Path) -> tuple[
         train = train.head(t["n_train"])
     write_parquet(train.reset_index(drop=True), train_out)
     write_parquet(test.reset_index(drop=True), test_out)
+    print(f"prepared {len(train)} train / {len(test)} test questions")
     return len(train), len(test)

@@ -22,9 +22,8 @@ import numpy as np
 
 from varreason import paths as P
 from varreason import report_page as RP
+from varreason.corpus import own_accuracy, per_question
 from varreason.io import InputError, read_parquet, write_json, write_text
-from varreason.stages.claims_report import per_question
-from varreason.stages.sample import own_accuracy
 from varreason.traces import load_corpus
 
 ORDER = ["initial", "sft", "rft", "vr-gml", "vr-acc"]
@@ -154,6 +153,40 @@ def report(
     write_json({"models": models, "weights": weights, "training_sets": sets}, summary_out)
     write_text(page, page_out)
     return page
+
+
+def run_report(
+    params: dict,
+    summary: str | Path = P.SUMMARY,
+    page: str | Path = P.REPORT_PAGE,
+    accuracy_plot: str | Path = P.ACCURACY_PLOT,
+    iwae_plot: str | Path = P.IWAE_PLOT,
+    html: str | Path = P.REPORT_HTML,
+    plots: str | Path = P.REPORT_PLOTS_DIR,
+) -> str:
+    """The stage: the run's metrics (at their DAG paths) into the table and page, then the HTML page
+    (``html`` '' skips it). Returns the page, which the CLI prints."""
+    metrics = (
+        {n: P.EVAL_METRICS.format(model=n) for n in P.EVAL_MODELS},
+        {e: P.WEIGHT_METRICS.format(estimator=e) for e in P.ESTIMATORS},
+        {
+            **{f"vr-{e}": P.FINAL_SET_METRICS.format(estimator=e) for e in P.ESTIMATORS},
+            **{b: P.BASELINE_SET_METRICS.format(baseline=b) for b in P.BASELINES},
+        },
+    )
+    text = report(*metrics, summary, page, accuracy_plot, iwae_plot)
+    if html:
+        report_html(
+            params,
+            *metrics,
+            corpora={e: P.WEIGHTED_TRACES.format(estimator=e) for e in P.ESTIMATORS},
+            initial_samples=P.shards(P.INITIAL_SAMPLES, params["sampling"]["shards"]),
+            eval_samples={n: P.EVAL_SAMPLES.format(model=n) for n in P.EVAL_MODELS},
+            model_dirs={"initial": P.INITIAL_MODEL, "posterior": P.POSTERIOR_MODEL, **P.EVAL_MODELS},
+            html_out=html,
+            plots_dir=plots,
+        )
+    return text
 
 
 def _plot(name: str, data, png: bytes, plots_dir: Path, caption: str) -> str:

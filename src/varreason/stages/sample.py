@@ -1,8 +1,7 @@
 """Sampling stages, sharded: ``sample_posterior`` (K traces per question from q given the hint)
 and ``sample_initial`` (K full completions per question from pi_0, for the RFT baseline).
 
-Shard ``s`` of ``n`` holds the train rows whose index is ``s`` mod ``n``; its seed depends only on
-the params seed and ``s``, so a shard always yields the same traces on CPU.
+Shards and their seeds: varreason/shards.py (a shard always yields the same traces on CPU).
 """
 
 from __future__ import annotations
@@ -12,35 +11,17 @@ from pathlib import Path
 import pandas as pd
 
 from varreason.backends import generate
-from varreason.io import read_parquet, read_shards, write_parquet
+from varreason.generation import SamplingRequest
+from varreason.io import read_parquet, write_parquet
 from varreason.modeling import load_tokenizer
 from varreason.prompting import Prompter, prompter_for
+from varreason.shards import shard_rows, shard_seed
 from varreason.verify import verify_many
 
 
-def shard_rows(df: pd.DataFrame, shard: int, shards: int) -> pd.DataFrame:
-    if not 0 <= shard < shards:
-        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
-    return df.iloc[shard::shards].reset_index(drop=True)
-
-
-def _shard_questions(params: dict, train_path: str | Path, shard: int) -> pd.DataFrame:
-    df = read_parquet(train_path, ["question_id", "question", "answer", "gold"])
+def _shard_questions(params: dict, train: str | Path, shard: int) -> pd.DataFrame:
+    df = read_parquet(train, ["question_id", "question", "answer", "gold"])
     return shard_rows(df, shard, params["sampling"]["shards"])
-
-
-def own_accuracy(initial_samples: list[str | Path]) -> pd.Series:
-    """pi_0's accuracy on each training question over its own samples (sample_initial's shards).
-
-    The difficulty of a question for the claims report and ``varreason traces``.
-    """
-    own = read_shards(initial_samples, ["question_id", "correct"])
-    return own.groupby("question_id")["correct"].mean().astype(float)
-
-
-def shard_seed(seed: int, shard: int, stream: int) -> int:
-    """Distinct, stable seeds per (run seed, shard, stream)."""
-    return (seed * 1_000_003 + shard * 10_007 + stream * 101) % (2**31)
 
 
 def _generate(
@@ -63,11 +44,8 @@ def _generate(
             stop_ids.append(prompter.delimiter_id)
         else:
             stop_strings.append(prompter.fmt.answer_delimiter)
-    samples = generate(
-        model_dir,
-        prompt_ids,
-        backend=cfg["backend"],
-        tokenizer=prompter.tokenizer,
+    request = SamplingRequest(
+        prompts=prompt_ids,
         stop_ids=stop_ids,
         stop_strings=stop_strings,
         num_samples=cfg["k"],
@@ -77,6 +55,7 @@ def _generate(
         batch_size=cfg["batch_size"],
         desc=desc,
     )
+    samples = generate(model_dir, request, backend=cfg["backend"], tokenizer=prompter.tokenizer)
     return prompt_ids, samples
 
 
@@ -96,22 +75,22 @@ def _identity(df: pd.DataFrame, prompts: list[str], s, shard: int) -> dict:
 
 
 def sample_posterior(
-    params: dict, train_path: str | Path, posterior_dir: str | Path, shard: int, out: str | Path
+    params: dict, train: str | Path, posterior: str | Path, shard: int, out: str | Path
 ) -> pd.DataFrame:
     """K traces per question of this shard from q(z | x, y'), stopped at the answer delimiter.
 
     With ``sampling.hint`` false the prompt is the reasoner's (no answer): given pi_0 as the
     "posterior", that samples pi_0's own traces, and the log-ratio of every trace is exactly zero.
     """
-    df = _shard_questions(params, train_path, shard)
-    prompter = prompter_for(params, load_tokenizer(posterior_dir))
+    df = _shard_questions(params, train, shard)
+    prompter = prompter_for(params, load_tokenizer(posterior))
     if params["sampling"]["hint"]:
         prompts = [prompter.posterior(q, a) for q, a in zip(df["question"], df["answer"], strict=True)]
     else:
         prompts = [prompter.reasoner(q) for q in df["question"]]
     seed = shard_seed(params["seed"], shard, 1)
     prompt_ids, samples = _generate(
-        posterior_dir,
+        posterior,
         prompter,
         prompts,
         params,
@@ -143,16 +122,14 @@ def sample_posterior(
     return out_df
 
 
-def sample_initial(
-    params: dict, train_path: str | Path, initial_dir: str | Path, shard: int, out: str | Path
-) -> pd.DataFrame:
+def sample_initial(params: dict, train: str | Path, initial: str | Path, shard: int, out: str | Path) -> pd.DataFrame:
     """K full completions (trace, delimiter, answer) per question from pi_0, each verified."""
-    df = _shard_questions(params, train_path, shard)
-    prompter = prompter_for(params, load_tokenizer(initial_dir))
+    df = _shard_questions(params, train, shard)
+    prompter = prompter_for(params, load_tokenizer(initial))
     prompts = [prompter.reasoner(q) for q in df["question"]]
     max_new = params["sampling"]["max_trace_tokens"] + params["rollout"]["max_answer_tokens"] + 1
     prompt_ids, samples = _generate(
-        initial_dir,
+        initial,
         prompter,
         prompts,
         params,

@@ -13,38 +13,29 @@ from pathlib import Path
 
 import pandas as pd
 
+from varreason import columns as C
 from varreason.backends import generate
 from varreason.backends import score as score_with
+from varreason.generation import SamplingRequest
 from varreason.io import check_token_ids, read_parquet, write_parquet
 from varreason.modeling import load_tokenizer, vocab_size
 from varreason.prompting import prompter_for
-from varreason.stages.sample import shard_seed
+from varreason.shards import shard_seed
 from varreason.verify import verify_many
-
-TRACE_COLUMNS = [
-    "question_id",
-    "sample_index",
-    "question",
-    "answer",
-    "gold",
-    "prompt",
-    "trace_token_ids",
-    "finish_reason",
-    "sample_logps",
-]
 
 
 def score(
-    params: dict, traces_path: str | Path, initial_dir: str | Path, posterior_dir: str | Path, out: str | Path
+    params: dict, traces: str | Path, initial: str | Path, posterior: str | Path, out: str | Path
 ) -> pd.DataFrame:
-    df = read_parquet(traces_path, TRACE_COLUMNS)
+    """Per-token log-probs of each trace under pi_0 and q, and of the reference answer under pi_0."""
+    df = read_parquet(traces, C.POSTERIOR_TRACES)
     backend, bs = params["sampling"]["backend"], params["scoring"]["batch_size"]
     batch_tokens = params["scoring"].get("batch_tokens")  # optional: older params files lack it
-    traces = [list(t) for t in df["trace_token_ids"]]
+    trace_ids = [list(t) for t in df["trace_token_ids"]]
 
-    pi = prompter_for(params, load_tokenizer(initial_dir))
+    pi = prompter_for(params, load_tokenizer(initial))
     # a corpus from another tokenizer fails here, naming the row, before any model runs
-    check_token_ids(df, "trace_token_ids", vocab_size(initial_dir, pi.tokenizer), traces_path, str(initial_dir))
+    check_token_ids(df, "trace_token_ids", vocab_size(initial, pi.tokenizer), traces, str(initial))
     pi_texts = [pi.reasoner(q) for q in df["question"]]
     pi_prompts = [pi.encode(t) for t in pi_texts]
     ok = (df["finish_reason"] == "stop").tolist()
@@ -52,33 +43,33 @@ def score(
     # one pass of pi_0 over trace + answer gives both: a causal model's trace log-probs do not
     # depend on the tokens after them
     both = score_with(
-        initial_dir,
+        initial,
         pi_prompts,
-        [t + a if good else t for t, a, good in zip(traces, answer_ids, ok, strict=True)],
+        [t + a if good else t for t, a, good in zip(trace_ids, answer_ids, ok, strict=True)],
         backend=backend,
         pad_id=pi.tokenizer.pad_token_id,
         batch_size=bs,
         batch_tokens=batch_tokens,
         desc="score[pi_0]",
     )
-    prior_logps = [lp[: len(t)] for lp, t in zip(both, traces, strict=True)]
-    answer_logps = [lp[len(t) :] if good else [] for lp, t, good in zip(both, traces, ok, strict=True)]
+    prior_logps = [lp[: len(t)] for lp, t in zip(both, trace_ids, strict=True)]
+    answer_logps = [lp[len(t) :] if good else [] for lp, t, good in zip(both, trace_ids, ok, strict=True)]
 
     q_prompts_text = df["prompt"].tolist()
-    if Path(posterior_dir).resolve() == Path(initial_dir).resolve() and q_prompts_text == pi_texts:
+    if Path(posterior).resolve() == Path(initial).resolve() and q_prompts_text == pi_texts:
         # the proposal is pi_0 itself (no-hint ablation): q's pass would repeat pi_0's exactly
         posterior_logps = prior_logps
     elif params["scoring"]["posterior_from_samples"]:
         # the sampler recorded log q of every sampled token (raw, untempered): no second pass
         posterior_logps = [list(lp) for lp in df["sample_logps"]]
     else:
-        q = prompter_for(params, load_tokenizer(posterior_dir))
-        check_token_ids(df, "trace_token_ids", vocab_size(posterior_dir, q.tokenizer), traces_path, str(posterior_dir))
+        q = prompter_for(params, load_tokenizer(posterior))
+        check_token_ids(df, "trace_token_ids", vocab_size(posterior, q.tokenizer), traces, str(posterior))
         q_prompts = [q.encode(p) for p in q_prompts_text]
         posterior_logps = score_with(
-            posterior_dir,
+            posterior,
             q_prompts,
-            traces,
+            trace_ids,
             backend=backend,
             pad_id=q.tokenizer.pad_token_id,
             batch_size=bs,
@@ -96,21 +87,16 @@ def score(
     return out_df
 
 
-def rollout(
-    params: dict, traces_path: str | Path, initial_dir: str | Path, shard: int, out: str | Path
-) -> pd.DataFrame:
+def rollout(params: dict, traces: str | Path, initial: str | Path, shard: int, out: str | Path) -> pd.DataFrame:
     """M answers per trace from pi_0(. | x, z); verdicts and acc per trace."""
-    df = read_parquet(traces_path, TRACE_COLUMNS)
+    df = read_parquet(traces, C.POSTERIOR_TRACES)
     cfg = params["rollout"]
-    pi = prompter_for(params, load_tokenizer(initial_dir))
-    check_token_ids(df, "trace_token_ids", vocab_size(initial_dir, pi.tokenizer), traces_path, str(initial_dir))
+    pi = prompter_for(params, load_tokenizer(initial))
+    check_token_ids(df, "trace_token_ids", vocab_size(initial, pi.tokenizer), traces, str(initial))
     idx = [i for i, f in enumerate(df["finish_reason"]) if f == "stop"]
     prompts = [pi.encode(pi.reasoner(df["question"][i])) + list(df["trace_token_ids"][i]) for i in idx]
-    samples = generate(
-        initial_dir,
-        prompts,
-        backend=params["sampling"]["backend"],
-        tokenizer=pi.tokenizer,
+    request = SamplingRequest(
+        prompts=prompts,
         stop_ids=pi.stop_ids,
         # the answer ends at its closing tag (<|end_of_solution|>) where the format has one
         stop_strings=[pi.fmt.answer_suffix.strip()] if pi.fmt.answer_suffix.strip() else [],
@@ -121,6 +107,7 @@ def rollout(
         batch_size=cfg["batch_size"],
         desc=f"rollout[{shard}]",
     )
+    samples = generate(initial, request, backend=params["sampling"]["backend"], tokenizer=pi.tokenizer)
     answers: list[list[str]] = [[] for _ in range(len(df))]
     for s in samples:
         answers[idx[s.prompt_index]].append(pi.tokenizer.decode(s.token_ids, skip_special_tokens=True).strip())

@@ -12,12 +12,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from varreason import columns as C
 from varreason.io import InputError, check_token_ids, read_parquet, write_json
 from varreason.modeling import initial_model, load_model, load_tokenizer, save_model_atomic, vocab_size
 from varreason.prompting import prompter_for
 from varreason.training import Example, train_sft
-
-FINAL_COLUMNS = ["question_id", "source", "prompt", "completion_token_ids", "weight"]
 
 
 def _train(model, tokenizer, examples, cfg: dict, seed: int, out_dir, desc: str) -> list[dict]:
@@ -57,20 +56,20 @@ def original_examples(df: pd.DataFrame, tokenizer, params: dict) -> list[Example
     ]
 
 
-def train_initial(params: dict, train_path: str | Path, out_dir: str | Path) -> list[dict]:
+def train_initial(params: dict, train: str | Path, out: str | Path) -> list[dict]:
     """pi_0: SFT of the initial model on the original (coarse) reference traces."""
-    df = read_parquet(train_path, ["question", "trace", "answer"])
+    df = read_parquet(train, ["question", "trace", "answer"])
     model, tokenizer = initial_model(params["model"], params["seed"])
     examples = original_examples(df, tokenizer, params)
-    return _train(model, tokenizer, examples, params["train_initial"], params["seed"], out_dir, "train_initial")
+    return _train(model, tokenizer, examples, params["train_initial"], params["seed"], out, "train_initial")
 
 
-def train_posterior(params: dict, train_path: str | Path, initial_dir: str | Path, out_dir: str | Path) -> list[dict]:
+def train_posterior(params: dict, train: str | Path, initial: str | Path, out: str | Path) -> list[dict]:
     """q(z | x, y'): SFT on posterior prompt (question + reference answer) -> trace + delimiter."""
-    df = read_parquet(train_path, ["question", "trace", "answer"])
+    df = read_parquet(train, ["question", "trace", "answer"])
     cfg = params["train_posterior"]
     if cfg["init"] == "initial":
-        model, tokenizer = load_model(initial_dir)
+        model, tokenizer = load_model(initial)
     else:
         model, tokenizer = initial_model(params["model"], params["seed"] + 1)
     q = prompter_for(params, tokenizer)
@@ -79,23 +78,21 @@ def train_posterior(params: dict, train_path: str | Path, initial_dir: str | Pat
         for x, t, a in zip(df["question"], df["trace"], df["answer"], strict=True)
     ]
     model.train()
-    return _train(model, tokenizer, examples, cfg, params["seed"] + 1, out_dir, "train_posterior")
+    return _train(model, tokenizer, examples, cfg, params["seed"] + 1, out, "train_posterior")
 
 
-def update_posterior(
-    params: dict, weights_path: str | Path, posterior_dir: str | Path, out_dir: str | Path
-) -> list[dict]:
+def update_posterior(params: dict, weights: str | Path, posterior: str | Path, out: str | Path) -> list[dict]:
     """Round two: q <- q + a forward-KL step, weighted SFT on q's own traces weighted by rho~.
 
     KL(p(z|x,y) || q) is minimised by maximising E_p[log q(z|x,y')], estimated with the
     self-normalised weights rho~ of the round-one samples; traces of zero weight drop out.
     """
-    df = read_parquet(weights_path, ["question", "answer", "trace_token_ids", "log_weight", "weight"])
+    df = read_parquet(weights, ["question", "answer", "trace_token_ids", "log_weight", "weight"])
     live = df[np.isfinite(df["log_weight"]) & (df["weight"] > 0)]
     if live.empty:
-        raise InputError(f"{weights_path}: no trace has a positive weight; nothing to update q with")
-    check_token_ids(df, "trace_token_ids", _vocab_limit(posterior_dir), weights_path, str(posterior_dir))
-    model, tokenizer = load_model(posterior_dir)
+        raise InputError(f"{weights}: no trace has a positive weight; nothing to update q with")
+    check_token_ids(df, "trace_token_ids", _vocab_limit(posterior), weights, str(posterior))
+    model, tokenizer = load_model(posterior)
     qp = prompter_for(params, tokenizer)
     examples = [
         Example(qp.encode(qp.posterior(q, a)), [int(t) for t in z], float(w))
@@ -103,7 +100,7 @@ def update_posterior(
     ]
     model.train()
     cfg = params["update_posterior"]
-    return _train(model, tokenizer, examples, cfg, params["seed"] + 3, out_dir, "update_posterior")
+    return _train(model, tokenizer, examples, cfg, params["seed"] + 3, out, "update_posterior")
 
 
 def final_examples(df: pd.DataFrame, tokenizer, source: str | Path) -> list[Example]:
@@ -118,12 +115,12 @@ def final_examples(df: pd.DataFrame, tokenizer, source: str | Path) -> list[Exam
 
 
 def train_final(
-    params: dict, final_set: str | Path, initial_dir: str | Path, out_dir: str | Path, seed_offset: int = 2
+    params: dict, final_set: str | Path, initial: str | Path, out: str | Path, seed_offset: int = 2
 ) -> list[dict]:
     """Weighted SFT of pi_0 on a final training set (VR selections, or a baseline's set)."""
-    df = read_parquet(final_set, FINAL_COLUMNS)
-    check_token_ids(df, "completion_token_ids", _vocab_limit(initial_dir), final_set, str(initial_dir))
-    model, tokenizer = load_model(initial_dir)
+    df = read_parquet(final_set, C.FINAL_SET)
+    check_token_ids(df, "completion_token_ids", _vocab_limit(initial), final_set, str(initial))
+    model, tokenizer = load_model(initial)
     examples = final_examples(df, tokenizer, final_set)
     model.train()
     torch.manual_seed(params["seed"] + seed_offset)
@@ -133,6 +130,6 @@ def train_final(
         examples,
         params["train_final"],
         params["seed"] + seed_offset,
-        out_dir,
-        f"train_final[{Path(out_dir).name}]",
+        out,
+        f"train_final[{Path(out).name}]",
     )

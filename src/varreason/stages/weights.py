@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from varreason import columns as C
 from varreason.estimators import (
     NEG_INF,
     acc_log_likelihood,
@@ -27,25 +28,25 @@ from varreason.estimators import (
     normalised_weights,
 )
 from varreason.io import InputError, read_shards, write_json, write_parquet
+from varreason.paths import ESTIMATORS
 
 DROP_INVALID = "NaN or +inf log-weight (a broken score)"
 DROP_NO_DELIMITER = "no trace reached the answer delimiter"
 DROP_ZERO = "every weight is zero (log-weight -inf)"
-SCORED_COLUMNS = ["question_id", "sample_index", "prior_logps", "posterior_logps", "answer_logps", "finish_reason"]
-ESTIMATORS = ("gml", "acc")
 
 
 def weights(
     params: dict,
     estimator: str,
-    scored_paths: Sequence[str | Path],
+    scored: Sequence[str | Path],
     out: str | Path,
-    metrics_out: str | Path,
-    rollout_paths: Sequence[str | Path] = (),
+    metrics: str | Path,
+    rollouts: Sequence[str | Path] = (),
 ) -> pd.DataFrame:
+    """Log-weights of every scored trace (all shards), normalised weights, ESS and IWAE bound per question."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    df = read_shards(scored_paths, SCORED_COLUMNS)
+    df = read_shards(scored, C.SCORED_TRACES)
     reduce = params["scoring"]["ratio"]
     df["log_ratio"] = [log_ratio(p, q, reduce) for p, q in zip(df["prior_logps"], df["posterior_logps"], strict=True)]
     ok = df["finish_reason"] == "stop"
@@ -54,9 +55,9 @@ def weights(
             gml_log_likelihood(a) if good else NEG_INF for a, good in zip(df["answer_logps"], ok, strict=True)
         ]
     else:
-        if not rollout_paths:
+        if not rollouts:
             raise InputError("weights[acc]: needs the rollout shards")
-        ro = read_shards(rollout_paths, ["question_id", "sample_index", "rollout_verdicts", "acc"])
+        ro = read_shards(rollouts, C.ROLLOUTS)
         df = df.merge(ro, on=["question_id", "sample_index"], how="left", validate="one_to_one")
         if df["acc"].isna().any():
             qid = df.loc[df["acc"].isna(), "question_id"].iloc[0]
@@ -83,11 +84,11 @@ def weights(
         print(
             f"weights[{estimator}]: {stats['questions_dropped']} of {stats['n_questions']} question(s) get zero "
             f"weight and are dropped ({reasons}), e.g. {', '.join(map(str, dropped_questions(df)[:3]))}; "
-            f"counted in {metrics_out}",
+            f"counted in {metrics}",
             file=sys.stderr,
         )
     write_parquet(df, out)
-    write_json(stats, metrics_out)
+    write_json(stats, metrics)
     return df
 
 
