@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 from varreason.command import Command
-from varreason.io import InputError
+from varreason.io import ArtifactError, InputError
 from varreason.params import ParamsError, load_params
-from varreason.pipeline import COMMANDS
+from varreason.pipeline import COMMANDS, writer_of
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +83,14 @@ def run(c: Command, args: argparse.Namespace, params: dict) -> object:
     return fn(**{k: v for k, v in available.items() if k in accepted})
 
 
+def _written_by(e: Exception) -> str:
+    """For an artifact of the DAG: which stage writes it, so the message says what to run."""
+    if not isinstance(e, ArtifactError):
+        return ""
+    writer = writer_of(e.path)
+    return f"; it is written by {writer}" if writer else "; pass the folder of a saved checkpoint (or a hub id)"
+
+
 def _redirect_output(path: str) -> None:
     """Send this process's stdout/stderr to ``path`` (the same command works under Snakemake and DVC).
 
@@ -118,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads or params["runtime"]["threads"])
         result = run(c, args, params)
     except (ParamsError, InputError, FileNotFoundError) as e:
-        print(f"varreason {args.command}: error: {e}", file=sys.stderr)
+        print(f"varreason {args.command}: error: {e}{_written_by(e)}", file=sys.stderr)
         return 2
     if isinstance(result, str):
         print(result)

@@ -20,15 +20,10 @@ from pathlib import Path
 
 import yaml
 
+from varreason import paths as P
 from varreason.doctor_env import OK, PROBLEM, REPO, WARNING, Check, _c
 from varreason.pipeline import ARTIFACTS
 
-WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
 SKIP_DIRS = {".git", ".snakemake", ".dvc", ".venv", ".venv-vllm", "__pycache__", "node_modules", "src", "tests"}
 
 
@@ -120,9 +115,9 @@ def _check_model_dir(path: Path) -> str | None:
         json.loads(config.read_text())
     except (OSError, ValueError) as e:
         return f"config.json is not valid JSON ({e})"
-    weights = [f for f in WEIGHT_FILES if (path / f).exists()]
+    weights = [f for f in P.WEIGHT_FILES if (path / f).exists()]
     if not weights:
-        return f"no weights (none of {', '.join(WEIGHT_FILES)})"
+        return f"no weights (none of {', '.join(P.WEIGHT_FILES)})"
     if weights[0] == "model.safetensors":
         return _safetensors_ok(path / "model.safetensors")
     return None

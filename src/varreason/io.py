@@ -24,6 +24,17 @@ class InputError(ValueError):
     """A stage input that is missing or malformed; the message names the file and the field."""
 
 
+class ArtifactError(InputError):
+    """An input at one of the pipeline's own paths that is missing or broken (e.g. a model folder).
+
+    The CLI adds which stage writes ``path`` (from the stage table) to the message.
+    """
+
+    def __init__(self, message: str, path: str | Path):
+        super().__init__(message)
+        self.path = str(path)
+
+
 class OutputError(InputError):
     """A stage output that cannot be written (read-only folder, no permission, disk full).
 

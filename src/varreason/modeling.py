@@ -23,7 +23,7 @@ from transformers import (
 )
 
 from varreason import paths as P
-from varreason.io import InputError, write_dir_atomic
+from varreason.io import ArtifactError, InputError, write_dir_atomic
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 # Every character the embedded task and its templates can write.
@@ -72,33 +72,6 @@ def initial_model(model_params: dict, seed: int) -> tuple[PreTrainedModel, PreTr
     return build_tiny_qwen3(model_params, tokenizer, seed), tokenizer
 
 
-# the stage (rule, subcommand) that writes each model directory of the DAG
-_MAKERS = [
-    (P.INITIAL_MODEL, "train_initial", "varreason train-initial"),
-    (P.POSTERIOR_MODEL, "train_posterior", "varreason train-posterior"),
-    *(
-        (P.FINAL_MODEL.format(estimator=e), "train_final", f"varreason train-final --estimator {e}")
-        for e in P.ESTIMATORS
-    ),
-    *((P.BASELINE_MODEL.format(baseline=b), "baselines", f"varreason baselines --kind {b}") for b in P.BASELINES),
-]
-_WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
-
-
-def model_maker(path: str | Path) -> str | None:
-    """Which stage writes the model directory ``path`` (matched on its DAG path), in words; None if none."""
-    p = Path(path).as_posix().rstrip("/")
-    for dag_path, rule, command in _MAKERS:
-        if p == dag_path or p.endswith("/" + dag_path):
-            return f"stage {rule} (`{command}`, or `snakemake {dag_path}`)"
-    return None
-
-
 def _looks_local(path: str) -> bool:
     """A path rather than a hub id (``name`` or ``owner/name``): absolute, relative with ./, or deeper."""
     return (
@@ -106,37 +79,31 @@ def _looks_local(path: str) -> bool:
         or path.startswith((".", "~"))
         or path.count("/") > 1
         or "\\" in path
-        or model_maker(path) is not None
         or (path.count("/") == 1 and os.path.isdir(path.split("/")[0]))
     )
 
 
 def check_model_dir(path: str | Path) -> None:
-    """InputError naming ``path`` and the stage that makes it when it is not a saved model.
+    """ArtifactError naming ``path`` when it is not a saved model (the CLI adds the stage that writes it).
 
     A missing local directory, a folder without config.json, or one without weights. Hub ids are
     left to transformers.
     """
     path = str(path)
-    maker = model_maker(path)
-    hint = f"it is written by {maker}" if maker else "pass the folder of a saved checkpoint (or a hub id)"
     if os.path.isdir(path):
         if not (Path(path) / "config.json").exists():
-            raise InputError(f"{path}: not a model directory (no config.json); {hint}")
-        if not any((Path(path) / f).exists() for f in _WEIGHT_FILES):
-            raise InputError(f"{path}: model directory without weights (none of {list(_WEIGHT_FILES)}); {hint}")
+            raise ArtifactError(f"{path}: not a model directory (no config.json)", path)
+        if not any((Path(path) / f).exists() for f in P.WEIGHT_FILES):
+            raise ArtifactError(f"{path}: model directory without weights (none of {list(P.WEIGHT_FILES)})", path)
     elif os.path.exists(path):
-        raise InputError(f"{path}: not a model directory (a file); {hint}")
+        raise ArtifactError(f"{path}: not a model directory (a file)", path)
     elif _looks_local(path):
-        raise InputError(f"{path}: model directory not found; {hint}")
+        raise ArtifactError(f"{path}: model directory not found", path)
 
 
 def _hub_error(path: str, e: Exception) -> InputError:
     if os.path.isdir(path):
-        return InputError(
-            f"{path}: the checkpoint cannot be loaded ({type(e).__name__}: {e}); "
-            f"rerun {model_maker(path) or 'the stage that wrote it'}"
-        )
+        return ArtifactError(f"{path}: the checkpoint cannot be loaded ({type(e).__name__}: {e})", path)
     return InputError(f"{path}: not a local model directory, and not loadable as a hub id ({type(e).__name__}: {e})")
 
 

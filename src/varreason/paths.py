@@ -17,6 +17,13 @@ BASELINE_SET = "data/train/baseline-{baseline}.parquet"
 BASELINE_SET_METRICS = "metrics/train-set-{baseline}.json"
 BASELINE_MODEL = "data/models/baseline-{baseline}"
 TRAIN_LOG = "train_log.json"  # inside every trained model's directory: the loss history
+# the weight files a saved checkpoint has (one of them): safetensors, sharded or not, or the older .bin
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 EVAL_SAMPLES = "data/eval/{model}.parquet"
 EVAL_METRICS = "metrics/eval/{model}.json"
 BENCH_SAMPLES = "data/eval/benchmarks/{model}/{benchmark}.parquet"

@@ -13,6 +13,10 @@ Nothing here imports a stage module: the table is read by commands that must sta
 
 from __future__ import annotations
 
+import re
+import shlex
+from pathlib import Path
+
 from varreason import columns as C
 from varreason import paths as P
 from varreason.command import Command, Opt
@@ -322,15 +326,19 @@ TOOLS = [
 COMMANDS = {c.name: c for c in STAGES + TOOLS}
 
 
-def rule_stage(rule: str) -> Command:
-    """The stage a Snakemake rule runs: its name with ``_`` for ``-`` (``sample_posterior``)."""
-    return COMMANDS[rule.replace("_", "-")]
-
-
 def stage_of_command(cmd: str) -> Command:
-    """The stage a rule's shell command runs (the first word that names a stage)."""
-    names = {c.name for c in STAGES}
-    return COMMANDS[next(w for w in cmd.split() if w in names)]
+    """The stage a rule's shell command runs, as the CLI would parse it (after ``varreason`` or
+    ``-m varreason.cli``: global options, then the subcommand)."""
+    words = shlex.split(cmd)
+    start = next(i for i, w in enumerate(words) if w in ("varreason", "varreason.cli")) + 1
+    rest, names = words[start:], {c.name for c in STAGES}
+    with_value = {"--params", "--log", "--set", "--threads"}
+    i = 0
+    while rest[i].startswith("--"):  # the global options, each with its value
+        i += 1 if "=" in rest[i] or rest[i] not in with_value else 2
+    if rest[i] not in names:
+        raise ValueError(f"{cmd!r}: {rest[i]!r} is not a stage")
+    return COMMANDS[rest[i]]
 
 
 # Every table a run writes (path pattern -> the columns its readers need): varreason doctor checks
@@ -348,6 +356,28 @@ ARTIFACTS = {
     P.EVAL_SAMPLES: C.EVAL_SAMPLES,
     P.BENCH_SAMPLES: C.EVAL_SAMPLES,
 }
+
+
+def writer_of(path: str) -> str | None:
+    """Which stage writes ``path`` (matched on its DAG path pattern), in words with the command; None if none.
+
+    E.g. ``data/models/final-gml``: "stage train_final (`varreason train-final --estimator gml`, or
+    `snakemake data/models/final-gml`)".
+    """
+    p = Path(path).as_posix().rstrip("/")
+    for c in STAGES:
+        for w in c.writes:
+            pattern = str(c.option(w).show or c.option(w).default or "")
+            names = re.findall(r"\{(\w+)\}", pattern)
+            regex = re.sub(r"\\\{\w+\\\}", "([^/]+)", re.escape(pattern))
+            m = re.search(rf"(?:^|/)({regex})$", p) if pattern else None
+            if m:
+                values = dict(zip(names, m.groups()[1:], strict=True))
+                flags = "".join(f" --{n.replace('_', '-')} {v}" for n, v in values.items() if n != "shard")
+                flags += f" --shard {values['shard']}" if "shard" in values else ""
+                rule = c.name.replace("-", "_")
+                return f"stage {rule} (`varreason {c.name}{flags}`, or `snakemake {m.group(1)}`)"
+    return None
 
 
 def stage_table_markdown() -> str:

@@ -9,7 +9,7 @@ more often right than merged ones, and the largest value is only visible when ev
 written, so finer traces are the better traces to discover.
 
 Simplifications: operations are + and - only (permutations of Z_p, so a wrong step rarely lands
-on the right answer by luck, see shared/notes/embedded-task-study.md); one character per token.
+on the right answer by luck: docs/pipeline.md, "The embedded default"); one character per token.
 """
 
 from __future__ import annotations

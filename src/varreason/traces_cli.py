@@ -26,30 +26,39 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     tsub = p.add_subparsers(dest="traces_command", required=True, metavar="VIEW")
     for name, summary in SUBCOMMANDS.items():
-        t = tsub.add_parser(
-            name, help=summary, description=summary, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        t = tsub.add_parser(name, help=summary, description=summary)
+        t.add_argument(
+            "--corpus",
+            default=P.WEIGHTED_TRACES.format(estimator="gml"),
+            help=f"a weights table (default: {P.WEIGHTED_TRACES.format(estimator='gml')})",
         )
-        t.add_argument("--corpus", default=P.WEIGHTED_TRACES.format(estimator="gml"), help="a weights table")
         t.add_argument(
             "--initial-samples",
             nargs="*",
             default=None,
-            help="pi_0's sample shards, for difficulty bins (default: data/traces/initial/shard-*.parquet if present)",
+            help="pi_0's sample shards, for difficulty bins (default: data/traces/initial/shard-*.parquet if present; "
+            "none given: no bins)",
         )
-        t.add_argument("--train", default=P.PREPARED_TRAIN, help="the prepared split, for reference traces")
+        t.add_argument(
+            "--train",
+            default=P.PREPARED_TRAIN,
+            help=f"the prepared split, for reference traces (default: {P.PREPARED_TRAIN})",
+        )
         t.add_argument("--json", action="store_true", help="print JSON instead of tables")
         if name == "show":
             t.add_argument("question_id")
         if name in ("list", "export"):
             sel = t.add_mutually_exclusive_group()
-            sel.add_argument("--selected", dest="selected", action="store_const", const=True, default=None)
-            sel.add_argument("--dropped", dest="selected", action="store_const", const=False, help="not selected")
+            sel.add_argument(
+                "--selected", dest="selected", action="store_const", const=True, default=None, help="selected only"
+            )
+            sel.add_argument("--dropped", dest="selected", action="store_const", const=False, help="not selected only")
             t.add_argument("--bin", default=None, help="difficulty bin: <.25, .25-.5, .5-.75 or >=.75")
             t.add_argument("--min-weight", type=float, default=None, help="normalised weight rho~ at least this")
-            t.add_argument("--max-weight", type=float, default=None)
+            t.add_argument("--max-weight", type=float, default=None, help="normalised weight rho~ at most this")
             t.add_argument("--grep", default=None, help="text the trace or the question contains")
         if name == "list":
-            t.add_argument("--limit", type=int, default=50)
+            t.add_argument("--limit", type=int, default=50, help="print at most this many traces (default: 50)")
         if name == "export":
             t.add_argument("--out", required=True, help="a .parquet or .jsonl file")
 

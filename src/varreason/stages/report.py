@@ -157,15 +157,15 @@ def report(
 
 def run_report(
     params: dict,
-    summary: str | Path = P.SUMMARY,
-    page: str | Path = P.REPORT_PAGE,
-    accuracy_plot: str | Path = P.ACCURACY_PLOT,
-    iwae_plot: str | Path = P.IWAE_PLOT,
-    html: str | Path = P.REPORT_HTML,
-    plots: str | Path = P.REPORT_PLOTS_DIR,
+    summary: str | Path,
+    page: str | Path,
+    accuracy_plot: str | Path,
+    iwae_plot: str | Path,
+    html: str | Path,
+    plots: str | Path,
 ) -> str:
-    """The stage: the run's metrics (at their DAG paths) into the table and page, then the HTML page
-    (``html`` '' skips it). Returns the page, which the CLI prints."""
+    """The stage: the run's metrics (read at their DAG paths) into the table and page, then the HTML
+    page (``html`` '' skips it). Returns the page, which the CLI prints. Defaults: the stage table."""
     metrics = (
         {n: P.EVAL_METRICS.format(model=n) for n in P.EVAL_MODELS},
         {e: P.WEIGHT_METRICS.format(estimator=e) for e in P.ESTIMATORS},
