@@ -8,33 +8,15 @@ import sys
 import pytest
 
 from conftest import REPO
+from varreason.pipeline import STAGES as TABLE
 
-STAGES = [
-    "prepare",
-    "train_initial",
-    "train_posterior",
-    "sample_posterior",
-    "score",
-    "rollout",
-    "weights",
-    "build_final",
-    "train_final",
-    "sample_initial",
-    "baselines",
-    "evaluate",
-    "report",
-]
-HEAVY = {
-    "train_initial",
-    "train_posterior",
-    "sample_posterior",
-    "score",
-    "rollout",
-    "train_final",
-    "sample_initial",
-    "baselines",
-    "evaluate",
-}
+# the rules of the default DAG: one per stage of the table, named with _ for - (evaluate-benchmark has
+# jobs only when evaluate.benchmarks names some; update-posterior and claims-report are claims rules)
+CLAIMS_ONLY = {"update-posterior", "claims-report", "evaluate-benchmark"}
+STAGES = [c.name.replace("-", "_") for c in TABLE if c.name not in CLAIMS_ONLY]
+# a rule that runs a model declares threads, resources and a benchmark file (update-posterior's rule is
+# the claims run's claims_update_posterior)
+HEAVY = {("claims_" if c.name == "update-posterior" else "") + c.name.replace("-", "_") for c in TABLE if c.runs_model}
 
 
 def _snakemake(*args, cwd=REPO):
