@@ -12,7 +12,7 @@ import sys
 from snakemake.utils import min_version, validate
 
 from varreason import paths as P
-from varreason.locks import clear_stale_locks
+from varreason.locks import clear_stale_locks, clear_written_incomplete
 from varreason.params import load_params_file, overrides_between, validate_params
 from varreason.pipeline import COMMANDS
 
@@ -27,11 +27,15 @@ configfile: "params.yaml"
 
 
 # A run killed by SIGKILL leaves Snakemake's locks behind; with no other snakemake working in this
-# folder they are stale, and removing them lets the same command resume (src/varreason/locks.py).
+# folder they are stale, and removing them lets the same command resume (src/varreason/locks.py); so are
+# the incomplete markers of outputs a killed job had already written (atomically).
 if workflow.is_main_process:
     _stale = clear_stale_locks(".")
     if _stale:
         print(f"varreason: removed stale Snakemake locks of a killed run: {', '.join(_stale)}", file=sys.stderr)
+    _written = clear_written_incomplete(".")
+    if _written:
+        print(f"varreason: a killed run had written these whole (atomic writes): {', '.join(_written)}", file=sys.stderr)
 
 
 # Our validator first: one line per problem, naming the dotted key. Then Snakemake's own, same schema.

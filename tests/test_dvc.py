@@ -149,6 +149,7 @@ def test_push_then_pull_restores_everything_and_snakemake_redoes_nothing(repo, t
     before = checksums(repo / "data")
     assert any(k.startswith("traces/posterior/") for k in before) and any(k.startswith("models/") for k in before)
     shutil.rmtree(repo / "data")
+    sh("git", "checkout", "--", "data/README.md", cwd=repo)  # a fresh clone has the tracked files
     shutil.rmtree(repo / ".dvc" / "cache")
     shutil.rmtree(repo / ".snakemake", ignore_errors=True)  # a new machine has no Snakemake metadata
     sh(sys.executable, "-m", "varreason.cli", "pull", cwd=repo)

@@ -10,7 +10,6 @@ writers, and a stale Snakemake lock.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -22,6 +21,7 @@ import yaml
 
 from varreason import paths as P
 from varreason.doctor_env import OK, PROBLEM, REPO, WARNING, Check, _c
+from varreason.locks import incomplete_outputs
 from varreason.pipeline import ARTIFACTS
 
 SKIP_DIRS = {".git", ".snakemake", ".dvc", ".venv", ".venv-vllm", "__pycache__", "node_modules", "src", "tests"}
@@ -157,18 +157,7 @@ def _error_line(log: Path) -> str | None:
 
 def _incomplete_outputs(run_dir: Path) -> list[str]:
     """The outputs Snakemake marked incomplete: their job started and never finished (killed)."""
-    root = run_dir / ".snakemake" / "incomplete"
-    out = []
-    if not root.is_dir():
-        return out
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            parts = [*Path(dirpath).relative_to(root).parts, f]
-            try:
-                out.append(base64.urlsafe_b64decode("".join(p.lstrip("@") for p in parts)).decode())
-            except (ValueError, UnicodeDecodeError):
-                continue  # e.g. migration_underway
-    return out
+    return list(incomplete_outputs(run_dir))
 
 
 def _alive(pid: int) -> bool:

@@ -1,15 +1,24 @@
-"""Stale Snakemake locks: a run killed with SIGKILL (preemption, OOM, a wall-time limit) leaves
-``.snakemake/locks/*.lock`` behind, and the next ``snakemake`` refuses to start until ``--unlock``.
+"""What a run killed with SIGKILL (preemption, OOM, a wall-time limit) leaves behind, cleared so that
+the same command resumes it:
 
-The Snakefile calls ``clear_stale_locks`` in the main Snakemake process (never in cluster jobs):
-when no other live ``snakemake`` process works in the same directory, the locks are stale and are
-removed, so re-running the same command resumes the run. Simplification: only processes on this
-machine are visible (/proc); two head processes on different hosts sharing one folder are not
-detected (Snakemake's own lock still stops the second while the first is alive on this host).
+- ``.snakemake/locks/*.lock``: the next ``snakemake`` refuses to start until ``--unlock``.
+- ``.snakemake/incomplete/`` markers of outputs that exist: a job that had written its outputs when
+  the head process died (e.g. during its exit) is recorded as unfinished, and the next
+  ``snakemake`` stops with IncompleteFilesException. Every stage writes its outputs atomically (a
+  temp name, then a rename; a model folder with its train_log.json inside) and Snakemake deletes a
+  job's old outputs before it starts, so an output that exists is whole and was written by that job;
+  a job with an output still missing re-runs as usual. Markers of outputs that do not exist stay.
+
+The Snakefile calls these in the main Snakemake process (never in cluster jobs), only when no other
+live ``snakemake`` process works in the same directory (then nothing is running and they are stale).
+Simplification: only processes on this machine are visible (/proc); two head processes on
+different hosts sharing one folder are not detected (Snakemake's own lock still stops the second
+while the first is alive on this host).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
@@ -53,3 +62,32 @@ def clear_stale_locks(workdir: str | Path = ".") -> list[str]:
     for lock in locks:
         lock.unlink(missing_ok=True)
     return [lock.name for lock in locks]
+
+
+def _marker_path(marker: Path, root: Path) -> str | None:
+    """The output a marker of .snakemake/incomplete names (base64 of the path, split into folders)."""
+    parts = [*marker.relative_to(root).parts]
+    try:
+        return base64.urlsafe_b64decode("".join(p.lstrip("@") for p in parts)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None  # not a marker (e.g. migration_underway)
+
+
+def incomplete_outputs(workdir: str | Path = ".") -> dict[str, Path]:
+    """Every output Snakemake marked incomplete in ``workdir`` -> its marker file."""
+    root = Path(workdir, ".snakemake", "incomplete")
+    found = {}
+    for marker in sorted(root.rglob("*")) if root.is_dir() else []:
+        if marker.is_file() and (path := _marker_path(marker, root)) is not None:
+            found[path] = marker
+    return found
+
+
+def clear_written_incomplete(workdir: str | Path = ".") -> list[str]:
+    """Drop the incomplete markers of outputs that exist, if no other snakemake works in ``workdir``."""
+    written = {p: m for p, m in incomplete_outputs(workdir).items() if Path(workdir, p).exists()}
+    if not written or not Path("/proc").is_dir() or os.path.realpath(workdir) in _snakemake_dirs(_ancestors()):
+        return []
+    for marker in written.values():
+        marker.unlink(missing_ok=True)
+    return sorted(written)

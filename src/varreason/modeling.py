@@ -23,7 +23,7 @@ from transformers import (
 )
 
 from varreason import paths as P
-from varreason.io import ArtifactError, InputError, write_dir_atomic
+from varreason.io import ArtifactError, InputError, write_dir_atomic, write_json
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 # Every character the embedded task and its templates can write.
@@ -147,15 +147,23 @@ def vocab_size(model_dir: str | Path, tokenizer) -> int:
     return n
 
 
-def save_model_atomic(model: PreTrainedModel, tokenizer, out_dir: str | Path, state_dict: dict | None = None) -> None:
+def save_model_atomic(
+    model: PreTrainedModel,
+    tokenizer,
+    out_dir: str | Path,
+    state_dict: dict | None = None,
+    json_files: dict[str, object] | None = None,
+) -> None:
     """save_pretrained into a temp dir, then rename: a killed (or failed: disk full) run never leaves a half model.
 
     ``state_dict``: the full weights gathered by the trainer (a sharded FSDP/ZeRO-3 model holds
-    only its own shard).
+    only its own shard). ``json_files``: file name -> object, written into the folder before the rename.
     """
 
     def fill(tmp: Path) -> None:
         model.save_pretrained(tmp, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
+        for name, obj in (json_files or {}).items():
+            write_json(obj, tmp / name)
 
     write_dir_atomic(out_dir, fill)

@@ -13,16 +13,22 @@ import pandas as pd
 import torch
 
 from varreason import columns as C
-from varreason.io import InputError, check_token_ids, read_parquet, write_json
+from varreason import paths as P
+from varreason.io import InputError, check_token_ids, read_parquet
 from varreason.modeling import initial_model, load_model, load_tokenizer, save_model_atomic, vocab_size
 from varreason.prompting import prompter_for
 from varreason.training import Example, train_sft
 
 
 def _train(model, tokenizer, examples, cfg: dict, seed: int, out_dir, desc: str) -> list[dict]:
-    """Train and save; under ``accelerate launch`` every process trains and the main one saves."""
+    """Train and save; under ``accelerate launch`` every process trains and the main one saves.
+
+    The loss history (train_log.json) is written inside the checkpoint folder before its atomic
+    rename: a folder that exists is whole, which is what resuming after a kill relies on.
+    """
     from accelerate import PartialState
 
+    trained: dict = {}  # the main process's unwrapped model and full state dict, saved once the history is known
     history, _ = train_sft(
         model,
         examples,
@@ -35,10 +41,11 @@ def _train(model, tokenizer, examples, cfg: dict, seed: int, out_dir, desc: str)
         seed=seed,
         desc=desc,
         grad_accum_steps=cfg.get("grad_accum_steps", 1),
-        save=lambda m, state: save_model_atomic(m, tokenizer, out_dir, state_dict=state),
+        save=lambda m, state: trained.update(model=m, state_dict=state),
     )
     if PartialState().is_main_process:
-        write_json({"n_examples": len(examples), "history": history}, Path(out_dir) / "train_log.json")
+        log = {"n_examples": len(examples), "history": history}
+        save_model_atomic(trained["model"], tokenizer, out_dir, trained["state_dict"], {P.TRAIN_LOG: log})
     return history
 
 
