@@ -190,3 +190,21 @@ def test_the_table_says_which_stage_writes_a_path(path, stage):
 
     got = writer_of(path)
     assert got == stage if stage is None else got.startswith(stage), got
+
+
+def test_cli_defaults_are_the_dag_paths_of_the_other_options():
+    from varreason.cli import build_parser, resolve_options
+
+    def defaults(*argv):
+        args = build_parser().parse_args(list(argv))
+        return resolve_options(COMMANDS[args.command], args, {"sampling": {"shards": 3}})
+
+    rft = defaults("baselines", "--kind", "rft")
+    assert rft["out"] == P.BASELINE_MODEL.format(baseline="rft")
+    assert rft["samples"] == [P.INITIAL_SAMPLES.format(shard=s) for s in range(3)]
+    assert defaults("baselines", "--kind", "sft")["samples"] == []
+    assert defaults("score", "--shard", "2")["out"] == P.SCORED_TRACES.format(shard=2)
+    assert defaults("train-final", "--estimator", "acc")["final_set"] == P.FINAL_SET.format(estimator="acc")
+    bench = defaults("evaluate-benchmark", "--name", "sft", "--benchmark", "aime24")
+    assert bench["metrics"] == P.BENCH_METRICS.format(model="sft", benchmark="aime24")
+    assert defaults("evaluate", "--name", "x", "--out", "mine.parquet")["out"] == "mine.parquet"

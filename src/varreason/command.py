@@ -34,7 +34,9 @@ class Opt:
         if self.action:
             kw["action"] = self.action
         else:
-            kw["default"] = None if callable(self.default) else self.default
+            # a callable or a pattern ({shard}) is filled in after parsing, from the other options
+            derived = callable(self.default) or (isinstance(self.default, str) and "{" in self.default)
+            kw["default"] = None if derived else self.default
             for k in ("type", "nargs", "choices"):
                 if getattr(self, k) is not None:
                     kw[k] = getattr(self, k)

@@ -26,6 +26,14 @@ def _path(default: str, help: str = "") -> Opt:
     return Opt(default=default, help=help)
 
 
+def _renamed(pattern: str, **options: str) -> Opt:
+    """A path default whose wildcards come from options of other names ({baseline} from --kind)."""
+    shown = pattern
+    for wildcard, option in options.items():
+        shown = shown.replace("{" + wildcard + "}", "{" + option + "}")
+    return Opt(default=lambda o, _: pattern.format(**{w: o[opt] for w, opt in options.items()}), show=shown)
+
+
 def _shard_samples(opts: dict, params: dict) -> list[str]:
     # only RFT learns from pi_0's own samples
     return P.shards(P.INITIAL_SAMPLES, params["sampling"]["shards"]) if opts["kind"] == "rft" else []
@@ -167,18 +175,9 @@ STAGES = [
                 show="every shard of pi_0's samples, for rft",
             ),
             "initial": P.INITIAL_MODEL,
-            "set_out": Opt(
-                default=lambda o, _: P.BASELINE_SET.format(baseline=o["kind"]),
-                show=P.BASELINE_SET.replace("{baseline}", "{kind}"),
-            ),
-            "set_metrics": Opt(
-                default=lambda o, _: P.BASELINE_SET_METRICS.format(baseline=o["kind"]),
-                show=P.BASELINE_SET_METRICS.replace("{baseline}", "{kind}"),
-            ),
-            "out": Opt(
-                default=lambda o, _: P.BASELINE_MODEL.format(baseline=o["kind"]),
-                show=P.BASELINE_MODEL.replace("{baseline}", "{kind}"),
-            ),
+            "set_out": _renamed(P.BASELINE_SET, baseline="kind"),
+            "set_metrics": _renamed(P.BASELINE_SET_METRICS, baseline="kind"),
+            "out": _renamed(P.BASELINE_MODEL, baseline="kind"),
         },
         reads=("seed", "train_final", "select.mix_original", "task"),
         writes=("set_out", "set_metrics", "out"),
@@ -192,14 +191,8 @@ STAGES = [
             "name": MODEL_NAME,
             "model": Opt(help="the checkpoint (default: the run's model of --name)"),
             "test": P.PREPARED_TEST,
-            "out": Opt(
-                default=lambda o, _: P.EVAL_SAMPLES.format(model=o["name"]),
-                show=P.EVAL_SAMPLES.replace("{model}", "{name}"),
-            ),
-            "metrics": Opt(
-                default=lambda o, _: P.EVAL_METRICS.format(model=o["name"]),
-                show=P.EVAL_METRICS.replace("{model}", "{name}"),
-            ),
+            "out": _renamed(P.EVAL_SAMPLES, model="name"),
+            "metrics": _renamed(P.EVAL_METRICS, model="name"),
         },
         reads=("seed", "evaluate", "sampling.backend", "task"),
         writes=("out", "metrics"),
@@ -213,14 +206,8 @@ STAGES = [
             "name": MODEL_NAME,
             "benchmark": Opt(required=True, help="math500, aime24, aime25, amc23, gpqa_diamond or olympiadbench"),
             "model": Opt(help="the checkpoint (default: the run's model of --name)"),
-            "out": Opt(
-                default=lambda o, _: P.BENCH_SAMPLES.format(model=o["name"], benchmark=o["benchmark"]),
-                show=P.BENCH_SAMPLES.replace("{model}", "{name}"),
-            ),
-            "metrics": Opt(
-                default=lambda o, _: P.BENCH_METRICS.format(model=o["name"], benchmark=o["benchmark"]),
-                show=P.BENCH_METRICS.replace("{model}", "{name}"),
-            ),
+            "out": _renamed(P.BENCH_SAMPLES, model="name", benchmark="benchmark"),
+            "metrics": _renamed(P.BENCH_METRICS, model="name", benchmark="benchmark"),
         },
         reads=("seed", "evaluate", "sampling.backend", "task.templates"),
         writes=("out", "metrics"),
