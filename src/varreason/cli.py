@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if isinstance(result, str):
         print(result)
-    # a tool returns its exit status; a stage returns what it computed
-    return result if isinstance(result, int) and not c.is_stage and not isinstance(result, bool) else 0
+    # a tool returns its exit status (or None); a stage returns what it computed
+    return result if not c.is_stage and isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -29,6 +29,11 @@ class Opt:
     dest: str | None = None  # the keyword argument, when it differs from the option's name
     show: str | None = None  # how --help shows a callable default
 
+    @property
+    def shown(self):
+        """The default as --help and the stage table show it (a callable's ``show``)."""
+        return self.show if callable(self.default) else self.default
+
     def argparse_kwargs(self) -> dict:
         kw = {}
         if self.action:
@@ -42,7 +47,7 @@ class Opt:
                     kw[k] = getattr(self, k)
         if self.required:
             kw["required"] = True
-        shown = self.show if callable(self.default) else self.default
+        shown = self.shown
         default = "" if self.required or self.action or shown in (None, []) else f"default: {shown}"
         kw["help"] = "; ".join(t for t in (self.help, default) if t) or None
         return kw

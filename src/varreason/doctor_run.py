@@ -4,7 +4,7 @@ Reads the folder's ``params.yaml`` against the schema and lists the DAG's jobs (
 ``dvc.yaml``, else from the Snakefile through Snakemake). For each output: present or missing; Parquet
 files readable (their footer) with the columns the next stage needs; model directories with
 config.json and their weights; JSON metrics parseable. Also: outputs Snakemake marked incomplete (a
-job killed while writing), the log line of each job that failed, leftover temp files of killed
+job killed before Snakemake recorded it), the log line of each job that failed, leftover temp files of killed
 writers, and a stale Snakemake lock.
 """
 
@@ -61,15 +61,6 @@ def jobs_from_snakefile(snakefile: Path, run_dir: Path) -> list[Job]:
 
     jobs = sorted(snakemake_jobs(snakefile, run_dir), key=stage_name)
     return [Job(stage_name(j), j["output"], j["input"], _log_of(j["cmd"])) for j in jobs]
-
-
-def _expected_columns() -> list[tuple[str, tuple[str, ...]]]:
-    """(path pattern, the columns its readers need) for every Parquet output of the DAG (the stage table's)."""
-    return list(ARTIFACTS.items())
-
-
-def _pattern(p: str) -> re.Pattern:
-    return re.compile("(^|/)" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(p)) + "$")
 
 
 def _columns_for(rel: str, table) -> list[str]:
@@ -155,11 +146,6 @@ def _error_line(log: Path) -> str | None:
     return None
 
 
-def _incomplete_outputs(run_dir: Path) -> list[str]:
-    """The outputs Snakemake marked incomplete: their job started and never finished (killed)."""
-    return list(incomplete_outputs(run_dir))
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -240,9 +226,10 @@ def check_run(run_dir: Path, snakefile: Path | None = None) -> tuple[list[Check]
 
 
 def _check_jobs(run_dir: Path, jobs: list[Job], source: str) -> list[Check]:
-    table = [(_pattern(p), cols) for p, cols in _expected_columns()]
+    # each Parquet output's path pattern (the stage table's ARTIFACTS) -> the columns its readers need
+    table = [(P.pattern_regex(p), cols) for p, cols in ARTIFACTS.items()]
     exists = {o: (run_dir / o).exists() for j in jobs for o in j.outputs}
-    incomplete = set(_incomplete_outputs(run_dir))
+    incomplete = set(incomplete_outputs(run_dir))
     out, done, not_run = [], [], []
     for job in jobs:
         present = [o for o in job.outputs if exists[o]]
@@ -255,8 +242,9 @@ def _check_jobs(run_dir: Path, jobs: list[Job], source: str) -> list[Check]:
                         PROBLEM,
                         "run",
                         o,
-                        f"{o}: Snakemake marked it incomplete: stage {job.stage} was killed while writing it",
-                        "`snakemake --cores 2 --rerun-incomplete` (in the run folder) redoes it",
+                        f"{o}: Snakemake marked it incomplete: stage {job.stage} was killed before it was recorded",
+                        "the same command resumes and keeps it (outputs are written whole, so the Snakefile drops "
+                        "the marker); `snakemake --cores 2 --rerun-incomplete` redoes the stage instead",
                     )
                 )
                 continue

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import ast
 import difflib
+import shlex
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from varreason import paths as P
-from varreason.pipeline import COMMANDS, stage_of_command
+from varreason.command import Command
+from varreason.pipeline import COMMANDS
 
 HEADER = (
     "# Generated from the Snakefile by `varreason dvc-yaml`: do not edit by hand.\n"
@@ -99,12 +101,20 @@ def closure(module: str) -> set[str]:
     return seen
 
 
-def source_files(command: str, src_root: str = "src") -> list[str]:
+def source_files(stage: Command, src_root: str = "src") -> list[str]:
     """The package files a stage runs: its function's module and everything that imports."""
     package_parent = module_file("varreason").parent.parent
-    return sorted(
-        f"{src_root}/{module_file(m).relative_to(package_parent).as_posix()}" for m in closure(COMMANDS[command].module)
-    )
+    return sorted(f"{src_root}/{module_file(m).relative_to(package_parent).as_posix()}" for m in closure(stage.module))
+
+
+def stage_of_command(cmd: str) -> Command:
+    """The stage a rule's shell command runs, parsed by the CLI's own parser (the words after
+    ``varreason`` or ``-m varreason.cli``: its global options, the subcommand and its options)."""
+    from varreason.cli import build_parser
+
+    words = shlex.split(cmd)
+    start = next(i for i, w in enumerate(words) if w in ("varreason", "varreason.cli")) + 1
+    return COMMANDS[build_parser().parse_args(words[start:]).command]
 
 
 def snakemake_jobs(snakefile: Path, workdir: Path) -> list:
@@ -156,7 +166,7 @@ def build_dvc_yaml(snakefile: Path, workdir: Path) -> dict:
                 outs.append({out: {"persist": True}})
         stage = {
             "cmd": CMD_PREFIX + job["cmd"],
-            "deps": [*job["input"], *source_files(stage_of_command(job["cmd"]).name)],
+            "deps": [*job["input"], *source_files(stage_of_command(job["cmd"]))],
         }
         if job["params"]:
             stage["params"] = job["params"]

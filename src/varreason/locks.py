@@ -52,13 +52,16 @@ def _ancestors() -> set[int]:
     return pids
 
 
+def _stale(workdir: str | Path) -> bool:
+    """No other live snakemake works in ``workdir`` (what it left there is stale); False without /proc."""
+    return Path("/proc").is_dir() and os.path.realpath(workdir) not in _snakemake_dirs(_ancestors())
+
+
 def clear_stale_locks(workdir: str | Path = ".") -> list[str]:
     """Remove ``workdir``'s Snakemake locks if no other snakemake process works there; their names."""
     locks = sorted(Path(workdir, ".snakemake", "locks").glob("*.lock"))
-    if not locks or not Path("/proc").is_dir():
-        return []
-    if os.path.realpath(workdir) in _snakemake_dirs(_ancestors()):
-        return []  # a live run holds them
+    if not locks or not _stale(workdir):
+        return []  # none, or a live run holds them
     for lock in locks:
         lock.unlink(missing_ok=True)
     return [lock.name for lock in locks]
@@ -86,8 +89,8 @@ def incomplete_outputs(workdir: str | Path = ".") -> dict[str, Path]:
 def clear_written_incomplete(workdir: str | Path = ".") -> list[str]:
     """Drop the incomplete markers of outputs that exist, if no other snakemake works in ``workdir``."""
     written = {p: m for p, m in incomplete_outputs(workdir).items() if Path(workdir, p).exists()}
-    if not written or not Path("/proc").is_dir() or os.path.realpath(workdir) in _snakemake_dirs(_ancestors()):
-        return []
+    if not written or not _stale(workdir):
+        return []  # none, or a live run is writing them
     for marker in written.values():
         marker.unlink(missing_ok=True)
     return sorted(written)

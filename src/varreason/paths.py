@@ -1,5 +1,7 @@
 """Where every artifact lives. The Snakefile and the CLI defaults both read these names."""
 
+import re
+
 PREPARED_TRAIN = "data/prepared/train.parquet"
 PREPARED_TEST = "data/prepared/test.parquet"
 INITIAL_MODEL = "data/models/initial"
@@ -54,3 +56,10 @@ EVAL_MODELS = {
 
 def shards(pattern: str, n: int) -> list[str]:
     return [pattern.format(shard=s) for s in range(n)]
+
+
+def pattern_regex(pattern: str) -> re.Pattern:
+    """A regex that finds a path of ``pattern`` at the end of a path (``/run/`` + it, or it alone);
+    each ``{wildcard}`` is a named group of one path component, and group ``path`` is the whole match."""
+    body = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(pattern))
+    return re.compile(rf"(?:^|/)(?P<path>{body})$")

@@ -13,17 +13,11 @@ Nothing here imports a stage module: the table is read by commands that must sta
 
 from __future__ import annotations
 
-import re
-import shlex
 from pathlib import Path
 
 from varreason import columns as C
 from varreason import paths as P
 from varreason.command import Command, Opt
-
-
-def _path(default: str, help: str = "") -> Opt:
-    return Opt(default=default, help=help)
 
 
 def _renamed(pattern: str, **options: str) -> Opt:
@@ -222,8 +216,8 @@ STAGES = [
             "page": P.REPORT_PAGE,
             "accuracy_plot": P.ACCURACY_PLOT,
             "iwae_plot": P.IWAE_PLOT,
-            "html": _path(P.REPORT_HTML, "the report page (one self-contained HTML file); '' to skip it"),
-            "plots": _path(P.REPORT_PLOTS_DIR, "folder for each page plot's data (CSV) and drawing (PNG)"),
+            "html": Opt(default=P.REPORT_HTML, help="the report page (one self-contained HTML file); '' to skip it"),
+            "plots": Opt(default=P.REPORT_PLOTS_DIR, help="folder for each page plot's data (CSV) and drawing (PNG)"),
         },
         reads=("seed", "sampling.k", "sampling.shards", "select.mode", "select.threshold", "task.source"),
         writes=("summary", "page", "accuracy_plot", "iwae_plot", "html", "plots"),
@@ -247,7 +241,7 @@ STAGES = [
         "the claims report across seeds: intervals, paired tests, difficulty bins, ablations",
         {
             "seeds": Opt(type=int, nargs="+", help="default: params claims.seeds"),
-            "root": _path("claims", "folder holding seed-N/ of each seed"),
+            "root": Opt(default="claims", help="folder holding seed-N/ of each seed"),
             "json": Opt(default="claims/claims.json", dest="json_out"),
             "page": Opt(default="claims/claims.md", dest="page_out"),
         },
@@ -290,7 +284,7 @@ TOOLS = [
         "check the environment and a run folder (params, every stage output, logs of failed jobs) and say "
         "what is wrong, with the fix; exit 1 when a problem is found",
         {
-            "run_dir": _path(".", "the run folder (where params.yaml is and the outputs go)"),
+            "run_dir": Opt(default=".", help="the run folder (where params.yaml is and the outputs go)"),
             "json": Opt(action="store_true", help="print the checks as one JSON object", dest="as_json"),
             "only": Opt(choices=("env", "run"), help="check only the environment or the run folder"),
         },
@@ -301,7 +295,7 @@ TOOLS = [
         "varreason.profile:install",
         "install the SLURM profile where Snakemake finds `--profile slurm` (~/.config/snakemake/slurm)",
         {
-            "source": _path("workflow/profiles/slurm", "the shipped profile folder"),
+            "source": Opt(default="workflow/profiles/slurm", help="the shipped profile folder"),
             "partition": Opt(help="your cluster's partition for GPU jobs"),
             "account": Opt(help="your SLURM account"),
             "dest": Opt(help="install here instead ($XDG_CONFIG_HOME/snakemake/slurm)"),
@@ -311,21 +305,6 @@ TOOLS = [
 ]
 
 COMMANDS = {c.name: c for c in STAGES + TOOLS}
-
-
-def stage_of_command(cmd: str) -> Command:
-    """The stage a rule's shell command runs, as the CLI would parse it (after ``varreason`` or
-    ``-m varreason.cli``: global options, then the subcommand)."""
-    words = shlex.split(cmd)
-    start = next(i for i, w in enumerate(words) if w in ("varreason", "varreason.cli")) + 1
-    rest, names = words[start:], {c.name for c in STAGES}
-    with_value = {"--params", "--log", "--set", "--threads"}
-    i = 0
-    while rest[i].startswith("--"):  # the global options, each with its value
-        i += 1 if "=" in rest[i] or rest[i] not in with_value else 2
-    if rest[i] not in names:
-        raise ValueError(f"{cmd!r}: {rest[i]!r} is not a stage")
-    return COMMANDS[rest[i]]
 
 
 # Every table a run writes (path pattern -> the columns its readers need): varreason doctor checks
@@ -354,16 +333,12 @@ def writer_of(path: str) -> str | None:
     p = Path(path).as_posix().rstrip("/")
     for c in STAGES:
         for w in c.writes:
-            pattern = str(c.option(w).show or c.option(w).default or "")
-            names = re.findall(r"\{(\w+)\}", pattern)
-            regex = re.sub(r"\\\{\w+\\\}", "([^/]+)", re.escape(pattern))
-            m = re.search(rf"(?:^|/)({regex})$", p) if pattern else None
+            pattern = c.option(w).shown
+            m = P.pattern_regex(pattern).search(p) if pattern else None
             if m:
-                values = dict(zip(names, m.groups()[1:], strict=True))
-                flags = "".join(f" --{n.replace('_', '-')} {v}" for n, v in values.items() if n != "shard")
-                flags += f" --shard {values['shard']}" if "shard" in values else ""
-                rule = c.name.replace("-", "_")
-                return f"stage {rule} (`varreason {c.name}{flags}`, or `snakemake {m.group(1)}`)"
+                values = {n: v for n, v in m.groupdict().items() if n != "path"}
+                flags = "".join(f" --{n.replace('_', '-')} {v}" for n, v in values.items())
+                return f"stage {c.name.replace('-', '_')} (`varreason {c.name}{flags}`, or `snakemake {m['path']}`)"
     return None
 
 
@@ -371,7 +346,7 @@ def stage_table_markdown() -> str:
     """The stage table of docs/pipeline.md and data/README.md: command, what it writes, params it reads."""
     lines = ["| stage (`varreason ...`) | writes | reads params |", "|---|---|---|"]
     for c in STAGES:
-        shown = [c.option(w).show or c.option(w).default or f"--{w.replace('_', '-')}" for w in c.writes]
+        shown = [c.option(w).shown or f"--{w.replace('_', '-')}" for w in c.writes]
         outs = ", ".join(f"`{s}`" for s in shown)
         lines.append(f"| `{c.name}` | {outs} | {', '.join(f'`{k}`' for k in c.reads)} |")
     return "\n".join(lines) + "\n"
