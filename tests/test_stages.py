@@ -119,6 +119,140 @@ def test_selection_modes(tmp_path):
         select_traces(df, "best", 0.5)
 
 
+def _params(**select):
+    params = copy.deepcopy(PARAMS)
+    params["select"].update(select)
+    return params
+
+
+def test_a_trace_over_max_thinking_tokens_gets_no_weight(tmp_path):
+    path, rows = _scored(tmp_path)
+    m = tmp_path / "m.json"
+    # a's trace 1 has 3 thinking tokens (the scored trace tokens): at the limit, so weight zero
+    df = weights(_params(max_thinking_tokens=3), "gml", [path], tmp_path / "w.parquet", m)
+    a = df[df["question_id"] == "a"].sort_values("sample_index")
+    assert a["log_weight"].iloc[1] == -math.inf and np.isfinite(a["log_ratio"].iloc[1])  # raw terms kept
+    assert a["weight"].tolist() == [1.0, 0.0, 0.0] and a["ess"].iloc[0] == 1.0
+    assert select_traces(df, "argmax", 0.5)["sample_index"].tolist() == [0, 0]
+    assert 1 not in select_traces(df, "soft", 0.5).loc[lambda d: d["question_id"] == "a", "sample_index"].tolist()
+    assert json.loads(m.read_text())["traces_too_long"] == 1
+    # limit 2: every trace of a that reached the delimiter is too long; a is dropped with that reason
+    df = weights(
+        _params(max_thinking_tokens=2), "acc", [path], tmp_path / "w.parquet", m, [tmp_path / "rollouts.parquet"]
+    )
+    assert df.loc[df["question_id"] == "a", "weight"].tolist() == [0.0, 0.0, 0.0]
+    stats = json.loads(m.read_text())
+    assert stats["questions_dropped_reasons"] == {
+        "every trace that reached the answer delimiter has 2 or more thinking tokens": 1
+    }
+    assert stats["traces_too_long"] == 2 and select_traces(df, "argmax", 0.5)["question_id"].tolist() == ["b"]
+
+
+def test_without_the_long_trace_rule_nothing_changes(tmp_path):
+    """Off (null) or far above every trace (the embedded default 28000 on 40-token traces): the same
+    table and metrics, byte for byte (test_gml_weights_equal_brute_force checks the values)."""
+    path, _ = _scored(tmp_path)
+    out = {}
+    for name, limit in {"default": 28000, "off": None, "huge": 10**9}.items():
+        params = _params(max_thinking_tokens=limit)
+        df = weights(params, "gml", [path], tmp_path / f"{name}.parquet", tmp_path / f"{name}.json")
+        out[name] = (df, (tmp_path / f"{name}.json").read_text())
+    assert (tmp_path / "off.parquet").read_bytes() == (tmp_path / "default.parquet").read_bytes()
+    for name in ("off", "huge"):
+        pd.testing.assert_frame_equal(out[name][0], out["default"][0])
+        assert out[name][1] == out["default"][1]
+    assert "traces_too_long" not in json.loads(out["default"][1])  # the traces are far below 28000
+
+
+def _final_set_inputs(tmp_path):
+    """A tokenizer checkpoint, a prepared train split (a, b, c) and scored traces of a and b: per
+    question a short trace (6 tokens) and a long one (8 tokens) of larger weight; c has none."""
+    from varreason.modeling import build_char_tokenizer
+
+    tok = build_char_tokenizer()
+    model, _ = initial_model(TINY, seed=0)
+    save_model_atomic(model, tok, tmp_path / "initial")
+    train = pd.DataFrame(
+        dict(question_id=["a", "b", "c"], question=["1+2", "3+4", "5+6"], trace=["1+2=3", "3+4=7", "5+6=1"])
+    ).assign(answer=["3", "7", "1"], gold=["3", "7", "1"])
+    train.to_parquet(tmp_path / "train.parquet")
+    by_id = train.set_index("question_id")
+    rows = []
+    for q, k, trace, prior in [("a", 0, "1+2=3", -0.5), ("a", 1, "1+2=3=3", -0.2), ("b", 0, "3+4=7", -0.5)] + [
+        ("b", 1, "3+4=7=7", -0.2)
+    ]:
+        ids = tok(trace + "A", add_special_tokens=False).input_ids
+        rows.append(
+            dict(
+                question_id=q,
+                sample_index=k,
+                question=by_id.loc[q, "question"],
+                answer=by_id.loc[q, "answer"],
+                trace=trace,
+                trace_token_ids=ids,
+                answer_token_ids=tok(by_id.loc[q, "answer"], add_special_tokens=False).input_ids,
+                prior_logps=[prior] * len(ids),
+                posterior_logps=[-0.4] * len(ids),
+                answer_logps=[-0.1],
+                finish_reason="stop",
+            )
+        )
+    pd.DataFrame(rows).to_parquet(tmp_path / "scored.parquet")
+
+
+def _final(tmp_path, params):
+    """weights (GML) then build-final with ``params``: the final set and its metrics."""
+    from varreason.stages.build import build_final
+
+    params = copy.deepcopy(params)
+    params["select"]["mode"] = "argmax"
+    params["task"]["source"] = "x.jsonl"  # no synthetic trace checks on these hand-made traces
+    weights(params, "gml", [tmp_path / "scored.parquet"], tmp_path / "w.parquet", tmp_path / "wm.json")
+    final = build_final(
+        params, tmp_path / "w.parquet", tmp_path / "train.parquet", tmp_path / "initial", tmp_path / "f.parquet",
+        tmp_path / "fm.json",
+    )  # fmt: skip
+    return final, json.loads((tmp_path / "fm.json").read_text())
+
+
+def test_a_question_whose_traces_are_all_too_long_falls_back_to_its_original_trace(tmp_path):
+    _final_set_inputs(tmp_path)
+    # limit 6: every trace of a and b is too long; both fall back, c (no traces at all) does not
+    final, m = _final(tmp_path, _params(max_thinking_tokens=6, fallback_original=True, mix_original=True))
+    assert final["source"].tolist() == ["original"] * 3 + ["fallback"] * 2
+    originals = final[final["source"] == "original"].set_index("question_id")
+    fb = final[final["source"] == "fallback"].set_index("question_id")
+    assert fb.index.tolist() == ["a", "b"] and (fb["weight"] == 1.0).all()
+    for q in fb.index:  # the very rows of the original data: the reference trace twice in the mix
+        assert list(fb.loc[q, "completion_token_ids"]) == list(originals.loc[q, "completion_token_ids"])
+        assert fb.loc[q, "trace"] == originals.loc[q, "trace"] and fb.loc[q, "prompt"] == originals.loc[q, "prompt"]
+        assert fb.loc[q, "question"] in ("1+2", "3+4")
+    assert m["questions_fallback"] == 2 and m["n_selected"] == 0 and m["n_examples"] == 5
+    # without the mix the fallback rows are the set (the reference's "-posterior" set)
+    final, m = _final(tmp_path, _params(max_thinking_tokens=6, fallback_original=True, mix_original=False))
+    assert final[["question_id", "source"]].values.tolist() == [["a", "fallback"], ["b", "fallback"]]
+    # limit 7: the long traces (8 tokens) get no weight, so the short ones are selected; none falls back
+    final, m = _final(tmp_path, _params(max_thinking_tokens=7, fallback_original=True, mix_original=False))
+    assert final["source"].tolist() == ["selected"] * 2 and final["trace"].tolist() == ["1+2=3", "3+4=7"]
+    assert m["questions_fallback"] == 0
+
+
+def test_without_fallback_or_the_rule_selection_is_unchanged(tmp_path):
+    _final_set_inputs(tmp_path)
+    final, m = _final(tmp_path, _params(max_thinking_tokens=6, fallback_original=False, mix_original=False))
+    assert final.empty and "questions_fallback" not in m  # no weight, no fallback: the questions are left out
+    # rule off: the long traces (larger weight) are selected
+    final, m = _final(tmp_path, _params(max_thinking_tokens=None, fallback_original=True, mix_original=False))
+    assert final["trace"].tolist() == ["1+2=3=3", "3+4=7=7"] and m["questions_fallback"] == 0
+    # the embedded defaults (28000, no fallback) and both off: the same set and metrics
+    assert PARAMS["select"]["max_thinking_tokens"] == 28000 and PARAMS["select"]["fallback_original"] is False
+    sets = [_final(tmp_path, p) for p in (PARAMS, _params(max_thinking_tokens=None, fallback_original=False))]
+    for other, other_m in sets[1:]:
+        pd.testing.assert_frame_equal(other, sets[0][0])
+        assert other_m == sets[0][1]
+    assert sets[0][0]["source"].tolist() == ["original"] * 3 + ["selected"] * 2
+
+
 def test_bad_input_names_the_file_and_field(tmp_path):
     path = tmp_path / "traces.parquet"
     pd.DataFrame({"question_id": ["a"], "sample_index": [0]}).to_parquet(path)

@@ -94,3 +94,27 @@ def test_no_operation_collapses_states_so_a_wrong_step_changes_the_final_value()
             for wrong in set(range(10)) - {values[i]}:
                 # a trace that writes a wrong value at step i and continues correctly from it
                 assert chain_values(wrong, ops[i + 1 :], 10)[-1] != values[-1]
+
+
+def test_word_chains_have_coarse_correct_traces_and_integer_golds():
+    from varreason.task_words import fine_trace_text, generate_word_questions, trace_text
+
+    rows = generate_word_questions(300, seed=3, min_ops=2, max_ops=4, max_merge=3, prefix="train")
+    assert rows == generate_word_questions(300, seed=3, min_ops=2, max_ops=4, max_merge=3, prefix="train")
+    merged = 0
+    for r in rows:
+        start = int(re.match(r"Start with (\d+)\.", r["question"]).group(1))
+        found = re.findall(r"(add|subtract) (\d)", r["question"], flags=re.IGNORECASE)
+        ops = [("+" if v.lower() == "add" else "-", int(a)) for v, a in found]
+        assert len(ops) == r["n_ops"] and 2 <= len(ops) <= 4
+        # every step's equation holds, and the last value is the gold
+        for line in r["trace"].split("\n"):
+            lhs, rhs = line.rstrip(".").split(" = ")
+            assert eval(lhs) == int(rhs)  # noqa: S307 - our own arithmetic text
+        assert int(r["trace"].rsplit("= ", 1)[1].rstrip(".")) == int(r["gold"])
+        assert r["answer"] == f"The final number is $\\boxed{{{r['gold']}}}$."
+        assert r["gold"] == str(start + sum(a if s == "+" else -a for s, a in ops))
+        assert fine_trace_text(start, ops).count("\n") == len(ops) - 1
+        merged += r["trace"].count("\n") < len(ops) - 1
+    assert merged > 100  # most reference traces merge operations: coarser than the fine trace
+    assert trace_text(7, [("+", 5), ("-", 3), ("+", 8)], [2, 1]) == "7 + 5 - 3 = 9.\n9 + 8 = 17."

@@ -181,3 +181,23 @@ def test_train_sft_calls_save_with_the_full_state_dict(tiny_model):
     assert seen["model"] is model and not model.training
     assert seen["state_dict"].keys() == model.state_dict().keys()
     assert [h["step"] for h in history] == [1, 3]
+
+
+def test_trainable_layers_freezes_all_but_the_top_layers(tiny_model):
+    from varreason.io import InputError
+    from varreason.modeling import freeze_lower_layers
+
+    model = copy.deepcopy(tiny_model)
+    total = sum(p.numel() for p in model.parameters())
+    assert freeze_lower_layers(model, None) == total  # null: everything trains
+    top = model.model.layers[-1]
+    n = freeze_lower_layers(model, 1)
+    assert n == sum(p.numel() for p in top.parameters()) + model.model.norm.weight.numel()
+    assert not model.model.embed_tokens.weight.requires_grad
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train_sft(model, EXAMPLES, pad_id=0, steps=3, batch_size=2, lr=1e-2, warmup_frac=0.0, weight_decay=0.0, seed=0)
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("model.layers.0.", "model.norm.")) for k in changed)
+    with pytest.raises(InputError, match="model.trainable_layers: 5 is not within 1..1"):
+        freeze_lower_layers(model, 5)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,7 @@ from varreason.verify import (
     verify_many,
     verify_math,
 )
+from varreason.verify_extract import prediction_answer, strip_units
 
 # (gold, prediction, expected). Decisions stated here: numbers agree to 6 decimal places (1/3 vs
 # 0.333333 is right, vs 0.33 wrong; 2*pi vs 6.2832 wrong); "10\%" means 10 (the % sign is dropped,
@@ -85,6 +88,36 @@ CHOICE_CASES = [
 
 EXACT_CASES = [("42", " 42 \n", True), ("42", "42.0", False), ("x", "X", False), ("42", None, False)]
 
+# The equivalence table: one row per (gold, prediction) with the expected verdict and a class name
+# (bare LaTeX, prefix-wrong, units, several boxes, ...); many rows must be judged wrong.
+FIXTURE = Path(__file__).parent / "fixtures" / "verifier_cases.csv"
+with FIXTURE.open(newline="", encoding="utf-8") as f:
+    FIXTURE_CASES = [
+        pytest.param(
+            r["kind"],
+            r["gold"],
+            r["prediction"],
+            {"True": True, "False": False}[r["expected"]],
+            id=f"row{n}-{r['class']}",
+        )
+        for n, r in enumerate(csv.DictReader(f), start=1)
+    ]
+
+# Answers the real SmolLM2-135M wrote (its instruct model's free text, and after SFT on the words
+# task), with a grader's verdict; rows marked known_wrong are ones the verifier still gets wrong.
+REAL_ANSWERS = Path(__file__).parent / "fixtures" / "smollm2_answers.csv"
+with REAL_ANSWERS.open(newline="", encoding="utf-8") as f:
+    REAL_CASES = [
+        pytest.param(
+            r["gold"],
+            r["prediction"],
+            r["expected"] == "True",
+            r["known_wrong"] == "yes",
+            id=f"real{n}-{r['gold']}",
+        )
+        for n, r in enumerate(csv.DictReader(f), start=1)
+    ]
+
 # (10^7)! makes sympy compute for minutes (bounded memory, under 100 MB): a real stuck check.
 HANG = "\\boxed{(10^{7})!}"
 
@@ -92,6 +125,49 @@ HANG = "\\boxed{(10^{7})!}"
 @pytest.mark.parametrize("gold,prediction,expected", MATH_CASES)
 def test_math_equivalence_table(gold, prediction, expected):
     assert check_math(gold, prediction) is expected
+
+
+@pytest.mark.parametrize("kind,gold,prediction,expected", FIXTURE_CASES)
+def test_fixture_equivalence_table(kind, gold, prediction, expected):
+    assert verify(gold, prediction, kind, timeout_s=None) is expected
+
+
+@pytest.mark.parametrize("gold,prediction,expected,known_wrong", REAL_CASES)
+def test_answers_the_real_model_wrote(gold, prediction, expected, known_wrong):
+    # a known-wrong row must stay wrong (strict): the day it is fixed, the table says so
+    assert (check_math(gold, prediction) is expected) is not known_wrong
+
+
+def test_fixture_table_has_many_wrong_rows_and_every_class():
+    verdicts = [p.values[3] for p in FIXTURE_CASES]
+    assert len(verdicts) >= 60 and verdicts.count(False) >= 30
+    classes = {p.id.split("-", 1)[1] for p in FIXTURE_CASES}  # ids are "row<n>-<class>"
+    assert {"bare-latex", "prefix-wrong", "units", "several-boxes", "sentence", "choice"} <= classes
+
+
+@pytest.mark.parametrize(
+    "prediction,answer",
+    [
+        ("so the answer is \\frac{1}{2}.", "\\frac{1}{2}"),
+        ("so we get x = 22.", "x = 22"),
+        ("We get $x = 2$, so y = 2\\sqrt{3}.", "y = 2\\sqrt{3}"),  # the later bare run wins
+        ("The answer is **7**. Check: 3 + 4 = 7", "7"),  # first candidate after the last "answer is"
+        ("It costs 12 dollars a day", "12"),
+        ("I tried \\boxed{3}", "3"),
+        ("The answer is unclear.", None),
+        ("nothing to see", None),
+    ],
+)
+def test_prediction_answer_extraction(prediction, answer):
+    assert prediction_answer(prediction) == answer
+
+
+def test_strip_units_keeps_variables():
+    assert strip_units("5\\text{ cm}^2") == "5"
+    assert strip_units("24 square units") == "24"
+    assert strip_units("2ab") == "2ab"  # math-verify's unit list would read 2
+    assert strip_units("3 + 2\\mathrm{i}") == "3 + 2\\mathrm{i}"
+    assert strip_units("\\text{even}") == "\\text{even}"
 
 
 @pytest.mark.parametrize("gold,prediction,expected", CHOICE_CASES)
@@ -121,11 +197,16 @@ def test_unknown_kind_is_an_error():
         verify_many(["1"], ["1"], kind=["fuzzy"])
 
 
-def test_verify_many_matches_the_table_in_worker_processes():
+def test_verify_many_matches_the_tables_in_worker_processes():
     golds = [g for g, _, _ in MATH_CASES] + [g for g, _, _ in CHOICE_CASES] + [g for g, _, _ in EXACT_CASES]
     preds = [p for _, p, _ in MATH_CASES] + [p for _, p, _ in CHOICE_CASES] + [p for _, p, _ in EXACT_CASES]
     kinds = ["math"] * len(MATH_CASES) + ["choice"] * len(CHOICE_CASES) + ["exact"] * len(EXACT_CASES)
     expected = [e for *_, e in MATH_CASES + CHOICE_CASES + EXACT_CASES]
+    fixture = [p.values for p in FIXTURE_CASES]
+    golds += [g for _, g, _, _ in fixture]
+    preds += [p for _, _, p, _ in fixture]
+    kinds += [k for k, _, _, _ in fixture]
+    expected += [e for *_, e in fixture]
     assert verify_many(golds, preds, kind=kinds, timeout_s=30, workers=2) == expected
 
 

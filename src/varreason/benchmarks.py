@@ -30,12 +30,19 @@ A bad source raises ``varreason.io.InputError`` naming the source, the row (0-ba
 source before any filtering) and the column, e.g. ``aime24.jsonl: row 3: missing or empty column
 'answer' (has: id, problem, answer)``; a missing column is named with the names accepted for it.
 
-Sampling defaults (``BenchmarkSpec``): temperature 0.7 everywhere (as in the paper) and top_p 1.0,
-so that avg@n estimates the accuracy of the model's own T=0.7 distribution (no nucleus truncation,
-the same sampler as the rollouts). n per question is set so each benchmark's avg@n has a usable
-standard error: AIME24/AIME25 (30 questions) n=32, AMC23 (40) n=16, GPQA-Diamond (198, four-way
-choice, high per-question variance) n=8, MATH500 (500) and OlympiadBench (675) n=4. Report avg@n
-(mean accuracy over the n samples) and pass@k from ``estimators.pass_at_k``.
+The evaluation protocol (``BenchmarkSpec``, the paper's): n samples per question AIME24, AIME25
+and AMC23 32, GPQA-Diamond 8, MATH500 and OlympiadBench 2; temperature 0.7 and top_p 1.0 (no
+nucleus truncation: the backends always sample with top_p 1.0); at most ``MAX_NEW_TOKENS`` = 38912
+new tokens; a sample ends at the format's end-of-solution tag (``<|end_of_solution|>`` in the
+reasoning format, the closing ``answer_suffix``; stage ``evaluate``) or the end-of-turn token. Each
+question is also answered once greedily. Report avg@n (mean accuracy over the n samples) and pass@k
+from ``estimators.pass_at_k``.
+
+An ``evaluate.benchmarks`` entry (``benchmark_settings``) is null (the default hub id), a source (a
+file or a hub id), or a mapping ``{source, n_samples, temperature, max_new_tokens}`` whose given keys
+replace the protocol's for that benchmark (e.g. ``max_new_tokens`` for a model with a short
+context); ``evaluate.n_samples``, ``evaluate.temperature`` and ``evaluate.max_new_tokens`` are the
+held-out test split's and never apply to a benchmark.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ import math
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +64,8 @@ from varreason.io import FILE_SUFFIXES, InputError, read_table
 
 OUTPUT_COLUMNS = ["benchmark", "question_id", "question", "answer", "verifier"]
 CHOICE_LETTERS = "ABCD"
+MAX_NEW_TOKENS = 38912  # the paper's limit on new tokens per evaluation sample
+SETTINGS = ("n_samples", "temperature", "max_new_tokens")  # what an evaluate.benchmarks mapping may replace
 
 
 @dataclass(frozen=True)
@@ -71,9 +80,10 @@ class BenchmarkSpec:
     answer: tuple[str, ...]
     ids: tuple[str, ...] = ("unique_id", "id", "question_id", "record id")
     config: str | None = None
-    n_samples: int = 4
+    n_samples: int = 2
     temperature: float = 0.7
-    top_p: float = 1.0
+    top_p: float = 1.0  # documents the sampler: the backends always sample with top_p 1.0
+    max_new_tokens: int = MAX_NEW_TOKENS
     incorrect: tuple[str, ...] = ()  # multiple choice: one column per wrong option
     description: str = ""
 
@@ -81,7 +91,7 @@ class BenchmarkSpec:
 _Q = ("problem", "question")
 BENCHMARKS: dict[str, BenchmarkSpec] = {
     "math500": BenchmarkSpec(
-        "math500", "HuggingFaceH4/MATH-500", "test", "math", _Q, ("answer",), n_samples=4,
+        "math500", "HuggingFaceH4/MATH-500", "test", "math", _Q, ("answer",), n_samples=2,
         description="500 MATH test problems (Lightman et al. split)",
     ),
     "aime24": BenchmarkSpec(
@@ -93,7 +103,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         description="AIME 2025 I and II, 30 problems, integer answers 0-999",
     ),
     "amc23": BenchmarkSpec(
-        "amc23", "math-ai/amc23", "test", "math", _Q, ("answer",), n_samples=16,
+        "amc23", "math-ai/amc23", "test", "math", _Q, ("answer",), n_samples=32,
         description="AMC 2023, 40 problems with numeric answers",
     ),
     "gpqa_diamond": BenchmarkSpec(
@@ -104,7 +114,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
     ),
     "olympiadbench": BenchmarkSpec(
         "olympiadbench", "Hothan/OlympiadBench", "train", "math", _Q, ("final_answer",),
-        config="OE_TO_maths_en_COMP", n_samples=4,
+        config="OE_TO_maths_en_COMP", n_samples=2,
         description="OlympiadBench open-ended text-only English maths competition problems (675)",
     ),
 }  # fmt: skip
@@ -122,6 +132,25 @@ def get_spec(name: str) -> BenchmarkSpec:
     if key not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}")
     return BENCHMARKS[key]
+
+
+def benchmark_settings(name: str, entry: str | dict | None) -> tuple[str | None, BenchmarkSpec]:
+    """(source, spec) of one ``evaluate.benchmarks`` entry: null, a source, or a mapping.
+
+    A mapping's ``source`` (absent or null: the default hub id) is the source, and its
+    ``n_samples``, ``temperature`` and ``max_new_tokens`` (where given and not null) replace the
+    protocol's in the returned spec.
+    """
+    spec = get_spec(name)
+    if entry is None or isinstance(entry, str):
+        return entry, spec
+    if not isinstance(entry, dict):
+        raise InputError(f"evaluate.benchmarks.{name}: expected null, a file or hub id, or a mapping, got {entry!r}")
+    unknown = sorted(set(entry) - {"source", *SETTINGS})
+    if unknown:
+        raise InputError(f"evaluate.benchmarks.{name}: unknown key(s) {unknown}; known: source, {', '.join(SETTINGS)}")
+    overrides = {k: entry[k] for k in SETTINGS if entry.get(k) is not None}
+    return entry.get("source"), replace(spec, **overrides)
 
 
 # ------------------------------------------------------------------------------------------- reading

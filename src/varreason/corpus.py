@@ -1,5 +1,6 @@
 """Helpers on the pipeline's tables that several stages and tools share: which traces a selection
-keeps, and per-question accuracy (the difficulty of a question, and a model's per-question score).
+keeps (and which questions fall back to their original trace), and per-question accuracy (the
+difficulty of a question, and a model's per-question score).
 
 They run no model, so ``varreason traces`` and the report use them without importing torch.
 """
@@ -26,6 +27,13 @@ def select_traces(df: pd.DataFrame, mode: str, threshold: float) -> pd.DataFrame
     elif mode != "argmax":
         raise ValueError(f"select.mode must be argmax, threshold or soft, got {mode!r}")
     return best.assign(train_weight=1.0)
+
+
+def fallback_questions(weights: pd.DataFrame) -> list:
+    """Questions of a weights table whose traces all have weight zero (no finite log-weight), in table order."""
+    live = np.isfinite(weights["log_weight"].to_numpy(dtype=np.float64))
+    any_live = pd.Series(live, index=weights.index).groupby(weights["question_id"], sort=False).any()
+    return any_live.index[~any_live.to_numpy()].tolist()
 
 
 def own_accuracy(initial_samples: list[str | Path]) -> pd.Series:

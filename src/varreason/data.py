@@ -16,6 +16,12 @@ Layouts (``task.layout``; ``auto`` detects from the columns):
   text before is the trace) or MATH (``problem``, ``solution`` with a boxed answer: the solution is
   the trace, the boxed value the answer; an ``answer`` column wins when present).
 - ``native``: already ``question``, ``trace``, ``answer`` (what ``varreason prepare`` writes).
+- ``champ``: CHAMP's competition problems (champ-dataset's ``v0.json``, ``{"problems": {id: record}}``):
+  ``_text`` is the question, the ``_text`` of each of ``solution``'s ``steps`` one line of the trace,
+  ``_answer`` the gold (``champ_gold``: of "C(10, 5), or equivalently 252" the part after "or
+  equivalently", of "5/14, or approximately 35.7%" the part before ", or", "100 (i.e., all
+  values)" and "3 is the only possible value" as the number), ``identifier`` the question id; the answer
+  y' is "The answer is $\boxed{gold}$.".
 Sources: a local ``.parquet``/``.jsonl``/``.json``/``.csv`` file or a hub dataset id (``datasets``). Every
 bad row is an ``InputError`` naming the source, the row (0-based) and the column.
 """
@@ -30,7 +36,7 @@ import pandas as pd
 from varreason import columns as C
 from varreason.io import FILE_SUFFIXES, InputError, read_table
 
-LAYOUTS = ("auto", "stratos", "thought_solution", "qa", "native")
+LAYOUTS = ("auto", "stratos", "thought_solution", "qa", "native", "champ")
 THOUGHT_TAGS = ("<|begin_of_thought|>", "<|end_of_thought|>")
 SOLUTION_TAGS = ("<|begin_of_solution|>", "<|end_of_solution|>")
 
@@ -84,6 +90,8 @@ def _pick(df: pd.DataFrame, names: tuple[str, ...]) -> str | None:
 
 def detect_layout(df: pd.DataFrame) -> str:
     cols = {c.lower() for c in df.columns}
+    if {"_text", "_answer", "solution"} <= cols:  # before stratos: CHAMP rows also hold model conversations
+        return "champ"
     if "conversations" in cols or "messages" in cols:
         return "stratos"
     if "thought" in cols and "solution" in cols:
@@ -198,6 +206,38 @@ def _native(df: pd.DataFrame, source: str) -> list[dict]:
     return rows
 
 
+def champ_gold(answer: str) -> str:
+    """CHAMP's final answer as one expression where it can be: "C(10, 5), or equivalently 252" -> "252",
+    "100 (i.e., all values)" -> "100", "3 is the only possible value" -> "3". The rest (about a third:
+    "No integer solutions", "x=2, y=1") stay as written."""
+    if ", or equivalently " in answer:
+        answer = answer.rsplit(", or equivalently ", 1)[1]
+    answer = answer.split(", or ", 1)[0]
+    answer = re.sub(r"\s*\((?:i\.e\.|none|that is)[^()]*\)\s*$", "", answer.strip())
+    return re.sub(r"\s+is the only possible value$", "", answer).strip()
+
+
+def _champ(df: pd.DataFrame, source: str) -> list[dict]:
+    for col in ("_text", "_answer", "solution"):
+        if col not in df.columns:
+            raise InputError(f"{source}: missing column {col!r} (CHAMP layout); has {list(df.columns)}")
+    rows = []
+    for i in range(len(df)):
+        question = _text(source, i, "_text", df["_text"][i])
+        solution = df["solution"][i]
+        steps = solution.get("steps") if isinstance(solution, dict) else None
+        if not steps or not all(isinstance(s, dict) and str(s.get("_text", "")).strip() for s in steps):
+            raise InputError(f"{source}: row {i}: column 'solution' needs a non-empty 'steps' list, each with '_text'")
+        gold = champ_gold(_text(source, i, "_answer", df["_answer"][i]))
+        row = _row(
+            i, question, "\n".join(str(s["_text"]).strip() for s in steps), f"The answer is $\\boxed{{{gold}}}$.", gold
+        )
+        if "identifier" in df.columns and df["identifier"][i]:
+            row["question_id"] = str(df["identifier"][i])
+        rows.append(row)
+    return rows
+
+
 def _row(i: int, question: str, trace: str, answer: str, ground_truth) -> dict:
     gt = None if ground_truth is None or ground_truth != ground_truth else str(ground_truth).strip()
     gold = gt or last_boxed(answer) or answer.strip()
@@ -211,9 +251,14 @@ def adapt(df: pd.DataFrame, layout: str, source: str) -> pd.DataFrame:
     df = df.reset_index(drop=True)
     if layout == "auto":
         layout = detect_layout(df)
-    rows = {"stratos": _stratos, "thought_solution": _thought_solution, "qa": _qa, "native": _native}[layout](
-        df, source
-    )
+    adapters = {
+        "stratos": _stratos,
+        "thought_solution": _thought_solution,
+        "qa": _qa,
+        "native": _native,
+        "champ": _champ,
+    }
+    rows = adapters[layout](df, source)
     out = pd.DataFrame(rows, columns=list(C.PREPARED))
     if "split" in df.columns:
         out["split"] = df["split"].astype(str).to_numpy()

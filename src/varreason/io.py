@@ -248,6 +248,8 @@ def _read_json(path: Path) -> pd.DataFrame:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: not valid JSON ({e})") from e
+    if isinstance(obj, dict) and isinstance(obj.get("problems"), dict):
+        obj = list(obj["problems"].values())  # CHAMP: {"problems": {id: record}, "concepts": ..., "hints": ...}
     if isinstance(obj, dict):
         lists = [v for v in obj.values() if isinstance(v, list)]
         if len(obj) == 1 and lists and all(isinstance(r, dict) for r in lists[0]):

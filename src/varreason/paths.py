@@ -4,6 +4,8 @@ import re
 
 PREPARED_TRAIN = "data/prepared/train.parquet"
 PREPARED_TEST = "data/prepared/test.parquet"
+# model.pretrained as a .gguf file is imported once into this checkpoint directory (stage import-model)
+BASE_MODEL = "data/models/base"
 INITIAL_MODEL = "data/models/initial"
 POSTERIOR_MODEL = "data/models/posterior"
 POSTERIOR_TRACES = "data/traces/posterior/shard-{shard}.parquet"
@@ -52,6 +54,21 @@ EVAL_MODELS = {
     "vr-gml": FINAL_MODEL.format(estimator="gml"),
     "vr-acc": FINAL_MODEL.format(estimator="acc"),
 }
+
+
+def is_gguf(pretrained: str | None) -> bool:
+    """Whether ``model.pretrained`` names a GGUF file (imported by stage import-model), not a checkpoint."""
+    return bool(pretrained) and str(pretrained).lower().endswith(".gguf")
+
+
+def base_model(pretrained: str | None) -> str | None:
+    """The checkpoint a run starts from: the imported GGUF (BASE_MODEL), the named one, or None (tiny model)."""
+    return BASE_MODEL if is_gguf(pretrained) else pretrained
+
+
+def model_name(model: str | None) -> str | None:
+    """The name an outside checkpoint is evaluated under: its folder's or hub id's last part."""
+    return str(model).rstrip("/").rsplit("/", 1)[-1] if model else None
 
 
 def shards(pattern: str, n: int) -> list[str]:

@@ -28,6 +28,17 @@ def _renamed(pattern: str, **options: str) -> Opt:
     return Opt(default=lambda o, _: pattern.format(**{w: o[opt] for w, opt in options.items()}), show=shown)
 
 
+def _base(opts: dict, params: dict) -> str | None:
+    return P.base_model(params["model"]["pretrained"])
+
+
+BASE = Opt(
+    default=_base,
+    help="the checkpoint to start from",
+    show=f"{P.BASE_MODEL} for a .gguf model.pretrained, else model.pretrained (null: the tiny model)",
+)
+
+
 def _shard_samples(opts: dict, params: dict) -> list[str]:
     # only RFT learns from pi_0's own samples
     return P.shards(P.INITIAL_SAMPLES, params["sampling"]["shards"]) if opts["kind"] == "rft" else []
@@ -48,10 +59,18 @@ STAGES = [
         writes=("train_out", "test_out"),
     ),
     Command(
+        "import-model",
+        "varreason.stages.import_model:import_model",
+        "convert the GGUF file model.pretrained into a Hugging Face checkpoint directory",
+        {"out": P.BASE_MODEL},
+        reads=("model.pretrained",),
+        writes=("out",),
+    ),
+    Command(
         "train-initial",
         "varreason.stages.train:train_initial",
         "train pi_0 by SFT on the original data",
-        {"train": P.PREPARED_TRAIN, "out": P.INITIAL_MODEL},
+        {"train": P.PREPARED_TRAIN, "base": BASE, "out": P.INITIAL_MODEL},
         reads=("seed", "model", "train_initial", "task.templates"),
         writes=("out",),
         runs_model=True,
@@ -60,7 +79,7 @@ STAGES = [
         "train-posterior",
         "varreason.stages.train:train_posterior",
         "train the posterior q(z|x,y') on hinted prompts",
-        {"train": P.PREPARED_TRAIN, "initial": P.INITIAL_MODEL, "out": P.POSTERIOR_MODEL},
+        {"train": P.PREPARED_TRAIN, "initial": P.INITIAL_MODEL, "base": BASE, "out": P.POSTERIOR_MODEL},
         reads=("seed", "model", "train_posterior", "task.templates"),
         writes=("out",),
         runs_model=True,
@@ -128,7 +147,7 @@ STAGES = [
             "out": P.WEIGHTED_TRACES,
             "metrics": P.WEIGHT_METRICS,
         },
-        reads=("scoring", "sampling.k"),
+        reads=("scoring", "sampling.k", "select.max_thinking_tokens"),
         writes=("out", "metrics"),
     ),
     Command(
@@ -151,7 +170,7 @@ STAGES = [
         "varreason.stages.train:train_final",
         "weighted SFT of pi_0 on the final training set",
         {"estimator": ESTIMATOR, "final_set": P.FINAL_SET, "initial": P.INITIAL_MODEL, "out": P.FINAL_MODEL},
-        reads=("seed", "train_final"),
+        reads=("seed", "train_final", "model.trainable_layers"),
         writes=("out",),
         runs_model=True,
     ),
@@ -173,7 +192,7 @@ STAGES = [
             "set_metrics": _renamed(P.BASELINE_SET_METRICS, baseline="kind"),
             "out": _renamed(P.BASELINE_MODEL, baseline="kind"),
         },
-        reads=("seed", "train_final", "select.mix_original", "task"),
+        reads=("seed", "train_final", "model.trainable_layers", "select.mix_original", "task"),
         writes=("set_out", "set_metrics", "out"),
         runs_model=True,
     ),
@@ -195,11 +214,19 @@ STAGES = [
     Command(
         "evaluate-benchmark",
         "varreason.stages.evaluate:evaluate_benchmark",
-        "greedy accuracy, avg@n and pass@k of one model on a math/science benchmark (evaluate.benchmarks)",
+        "greedy accuracy, avg@n and pass@k of one model (of this run, or any checkpoint: --model) on a "
+        "math/science benchmark, with the paper's protocol",
         {
-            "name": MODEL_NAME,
+            "name": Opt(
+                default=lambda o, _: P.model_name(o["model"]),
+                help="model name, e.g. initial, sft, rft, vr-gml, vr-acc",
+                show="the last part of --model",
+            ),
             "benchmark": Opt(required=True, help="math500, aime24, aime25, amc23, gpqa_diamond or olympiadbench"),
-            "model": Opt(help="the checkpoint (default: the run's model of --name)"),
+            "model": Opt(help="any checkpoint: a directory or hub id (default: the run's model of --name)"),
+            "source": Opt(
+                help="the benchmark's file or hub id (default: its evaluate.benchmarks entry, else its hub id)"
+            ),
             "out": _renamed(P.BENCH_SAMPLES, model="name", benchmark="benchmark"),
             "metrics": _renamed(P.BENCH_METRICS, model="name", benchmark="benchmark"),
         },
@@ -231,7 +258,7 @@ STAGES = [
             "posterior": P.POSTERIOR_MODEL,
             "out": Opt(required=True),
         },
-        reads=("seed", "update_posterior", "task.templates"),
+        reads=("seed", "update_posterior", "model.trainable_layers", "task.templates"),
         writes=("out",),
         runs_model=True,
     ),

@@ -175,7 +175,10 @@ def train_sft(
     if accelerator.distributed_type == DistributedType.DEEPSPEED:  # no dataloader goes through prepare()
         accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = micro
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
+    # frozen parameters (model.trainable_layers) are left out of the optimiser
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95)
+    )
     scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(warmup_frac * steps), steps)
     # step_scheduler_with_optimizer=False: one scheduler step per optimiser step, whatever the
     # number of processes (accelerate would otherwise step it once per process).

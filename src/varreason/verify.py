@@ -4,22 +4,47 @@
 
 - ``"exact"``: both strings stripped, then string equality (what the embedded synthetic task's
   verifier ``task.is_correct`` does); a ``None`` prediction is wrong.
-- ``"math"``: Hugging Face math-verify (``parse`` + ``verify``, gold first: ``verify`` is not symmetric).
-  The gold is parsed as plain LaTeX/expression text (wrapped in ``$...$`` when it has no delimiters,
-  so ``3\\sqrt{2}`` is one expression and ``1,000`` is 1000); the prediction is model output, parsed
-  preferring ``\\boxed{}``, then LaTeX, then plain expressions. Several ``\\boxed{}`` in one
-  prediction are read together as the set of their contents (math-verify's ``boxed="all"``), so a
-  hedged "\\boxed{17} ... \\boxed{18}" is wrong for gold 18.
+- ``"math"``: one answer is taken from each side as a LaTeX string (``varreason.verify_extract``),
+  parsed whole by math-verify's LaTeX parser (as ``$answer$``) and compared with math-verify's
+  ``verify`` (gold first: it is not symmetric). An answer that does not parse as a whole gives no
+  expression (only string equality of the two normalized texts is left), never a partial one:
+  ``2\\sqrt{3}``, ``10^{3}``, ``3x+1``, ``2ab`` are never read as 2, 10, 3, 2.
+
+  - Gold: its ``\\boxed{}`` content when it has one, else its whole text (outer ``$`` removed).
+  - Prediction: (1) with ``\\boxed{}``/``\\fbox{}``: the last box, with the boxes just before it
+    (under 10 characters away, or within 70 characters and separated by "and"/"or"/",") read
+    together as a set (math-verify's rule), so a hedged "\\boxed{17} or \\boxed{18}" is wrong for
+    gold 18; (2) else the first candidate after the last "answer is" / "answer:" / "answer =" /
+    "answer would (will, should, must) be" (nothing there: no answer); (3) else the text's last
+    candidate. A candidate is a formula (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``;
+    formulas joined by "and"/"or"/"," are one candidate, a set) or a bare math run: the longest
+    stretch, on one line, of numbers, LaTeX commands, brace groups, operators ``+-*/^_=<>()[]|!,``,
+    variables (one letter, unless a text word follows it as in "a day"; longer letter groups only
+    touching a digit, ``}`` or ``)`` before them or a digit, ``(``, ``{``, ``\\``, ``^``, ``_`` after
+    them: ``3x``, ``2ab``, ``xy^2``), unit words after a value (removed later), function names (sin,
+    log, sqrt, pi, infinity, ...), "times", "plus", "minus", "over", "divided by", "squared",
+    "cubed", and "and"/"or" between math (a set). Any other word, a line break or ". " ends a run;
+    markdown ``**``, outer commas and a trailing "=" are dropped, a run starting with ``^ _ / !`` is
+    ignored, and in (3) so is one with no digit, command or operator (a lone "a"; a lone "x" still
+    counts after "answer is"). "so x = 5" reads ``x = 5``, which math-verify compares by its right
+    side.
+  - Both sides: ``%``, ``\\%`` and "percent" are removed (see below); the signs − × ÷ · π √ ∞ ≤ ≥
+    ≠ ° become LaTeX; ``1,000``, ``1\\,000`` and ``1 000`` are 1000; trailing units are removed (up
+    to three): a ``\\text{}`` / ``\\mathrm{}`` / ``\\mbox{}`` of words or of a one-letter unit m,
+    s, g, L (so ``\\mathrm{i}`` stays), or a word of ``verify_extract.UNIT_WORDS`` (cm, kg, feet,
+    minutes, dollars, square units, ...; m, s, g, L only after a number and a space), with a ^2 or
+    ^3 after it. This replaces math-verify's unit list, which also drops variables (``3c`` is 3).
 - ``"choice"``: the gold is a letter A-D; the prediction's letter is the last ``\\boxed{X}``, else the
   last "answer is (X)" / "answer: X", else the last standalone capital A-D.
 
 Simplifications (stated, not hidden):
 
-- ``\\%`` and ``%`` are removed from both sides before math parsing: "10\\%" equals "10" (the MATH
-  convention), not "0.1".
-- math-verify's defaults are kept otherwise: numbers agree to 6 decimal places after rounding
-  (``1/3`` vs ``0.333333`` is True, ``1/3`` vs ``0.33`` is False), intervals and ordered tuples must
-  match exactly, and ``2,3`` is read as the set {2, 3} on both sides.
+- ``\\%``, ``%`` and the words percent / percentage / pct are removed from both sides before math
+  parsing: "10\\%" equals "10" (the MATH convention), not "0.1".
+- math-verify's defaults are kept otherwise (its plain-expression reader is not used: ``**`` is no
+  power): numbers agree to 6 decimal places after rounding (``1/3`` vs ``0.333333`` is True, ``1/3``
+  vs ``0.33`` is False), intervals and ordered tuples must match exactly, ``(1,2)`` is read as an open
+  interval on both sides, and ``2,3`` as the set {2, 3} on both sides.
 - math-verify's own timeouts use ``signal.alarm`` (main thread only), so they are switched off
   (``parsing_timeout=None``, ``timeout_seconds=None``) and replaced by ours: each math check runs in a
   worker process of ``varreason.verify_pool`` (a fresh interpreter, safe from threads and from inside
@@ -42,6 +67,7 @@ import logging
 import re
 from collections.abc import Sequence
 
+from varreason.verify_extract import gold_answer, prediction_answer
 from varreason.verify_pool import VerifierPool, map_shared
 
 KINDS = ("exact", "math", "choice")
@@ -87,9 +113,8 @@ def check_choice(gold: str, prediction: str | None) -> bool:
 
 # ------------------------------------------------------------------------------------------------ math
 
-_PERCENT = re.compile(r"\\?%")
-_DELIMITED = re.compile(r"\$|\\boxed|\\\(|\\\[")
-_mv = None  # (parse, verify, gold_config, prediction_config), imported on first use
+_PERCENT = re.compile(r"\\?%|\s*\\text\{\s*(?:percent|percentage|pct)\s*\}|\s*\b(?:percent|percentage|pct)\b")
+_mv = None  # (parse, verify, config), imported on first use
 
 
 class _DropTimeoutDisabledWarning(logging.Filter):
@@ -100,46 +125,45 @@ class _DropTimeoutDisabledWarning(logging.Filter):
 def _math_verify():
     global _mv
     if _mv is None:
-        from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+        from latex2sympy2_extended.latex2sympy2 import NormalizationConfig
+        from math_verify import LatexExtractionConfig, parse
         from math_verify import verify as mv_verify
 
         for name in ("math_verify.parser", "math_verify.grader"):
             logging.getLogger(name).addFilter(_DropTimeoutDisabledWarning())
-        gold_cfg = (LatexExtractionConfig(), ExprExtractionConfig())
-        pred_cfg = (LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig())
-        _mv = (parse, mv_verify, gold_cfg, pred_cfg)
+        # math-verify's defaults except units=False: its unit list drops variables ("2ab" -> 2), so
+        # verify_extract.strip_units removes units instead; boxes are already taken out
+        norm = NormalizationConfig(
+            basic_latex=True, units=False, malformed_operators=True, nits=True, boxed="none", equations=False
+        )
+        _mv = (parse, mv_verify, (LatexExtractionConfig(normalization_config=norm),))
     return _mv
 
 
-def _has_expression(parsed: list) -> bool:
-    return any(not isinstance(x, str) for x in parsed)
+def _parse_whole(latex: str) -> list:
+    """math-verify's parse of ``latex`` as one formula: ``[expression, text]``, ``[text]`` when it
+    does not parse as a whole, ``[]`` for empty text."""
+    parse, _, cfg = _math_verify()
+    body = re.sub(r"(?<!\\)\$", "", _PERCENT.sub("", latex)).strip()
+    return parse(f"${body}$", extraction_config=cfg, parsing_timeout=None) if body else []
 
 
 def parse_gold(gold: str) -> list:
-    """math-verify's parse of a reference answer (plain or boxed); ``[]`` when nothing parses."""
-    parse, _, cfg, _ = _math_verify()
-    g = _PERCENT.sub("", str(gold)).strip()
-    if not g:
-        return []
-    if _DELIMITED.search(g):
-        return parse(g, extraction_config=cfg, parsing_timeout=None)
-    wrapped = parse(f"${g}$", extraction_config=cfg, parsing_timeout=None)
-    if _has_expression(wrapped):
-        return wrapped
-    return parse(g, extraction_config=cfg, parsing_timeout=None) or wrapped
+    """math-verify's parse of a reference answer (plain, ``$...$`` or boxed); ``[]`` when empty."""
+    return _parse_whole(gold_answer(_PERCENT.sub("", str(gold))))
 
 
 def parse_prediction(prediction: str) -> list:
-    """math-verify's parse of model output: \\boxed{} first, then LaTeX, then plain expressions."""
-    parse, _, _, cfg = _math_verify()
-    return parse(_PERCENT.sub("", str(prediction)), extraction_config=cfg, parsing_timeout=None)
+    """math-verify's parse of the answer found in model output (see the module docstring)."""
+    answer = prediction_answer(_PERCENT.sub("", str(prediction)))
+    return _parse_whole(answer) if answer else []
 
 
 def check_math(gold: str, prediction: str | None) -> bool:
     """math-verify equivalence in this process, with no time limit (see ``verify_math`` for one)."""
     if prediction is None or not str(prediction).strip():
         return False
-    _, mv_verify, _, _ = _math_verify()
+    _, mv_verify, _ = _math_verify()
     try:
         g = parse_gold(gold)
         p = parse_prediction(prediction)

@@ -6,6 +6,16 @@ Selection modes: ``argmax`` (per question the trace of largest weight; questions
 all zero are dropped), ``threshold`` (argmax, kept only if its weight rho exceeds
 ``select.threshold``), ``soft`` (every trace, weighted by its normalised weight rho~: the IWAE
 gradient). With ``select.mix_original`` the original data is added with weight 1.
+
+``select.fallback_original`` (the reference's rule): a question of the weights table
+whose traces all have weight zero (every log-weight -inf, NaN or +inf: no trace reached the
+delimiter, the estimator gave none any weight, or every one is too long under
+``select.max_thinking_tokens``) gets its original trace as its selected example (``source``
+``fallback``, weight 1), after the selected rows. With ``mix_original`` that question's original
+trace is then in the set twice, as in the reference's ``-mix`` sets (``build_data_{GML,Acc}.py``:
+every question once in the selected half, the original data once more). Only zero-weight questions
+fall back: one whose best weight is positive but at most ``select.threshold`` (threshold mode) is
+dropped, as before.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from varreason import columns as C
-from varreason.corpus import select_traces
+from varreason.corpus import fallback_questions, select_traces
 from varreason.io import check_token_ids, read_parquet, write_json, write_parquet
 from varreason.modeling import load_tokenizer, vocab_size
 from varreason.prompting import Prompter, prompter_for
@@ -39,10 +49,13 @@ def _original_rows(train: pd.DataFrame, pi: Prompter) -> pd.DataFrame:
     )
 
 
-def _finish(rows: pd.DataFrame, train, pi: Prompter, params, out, metrics_out, extra: dict) -> pd.DataFrame:
-    """The final set (original data first when mixed) and its metrics, selected traces' validity included."""
+def _finish(
+    rows: pd.DataFrame, train, pi: Prompter, params, out, metrics_out, extra: dict, fallback: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The final set (original data first when mixed, fallback rows last) and its metrics, selected
+    traces' validity included."""
     parts = [_original_rows(train, pi)] if params["select"]["mix_original"] else []
-    final = pd.concat([*parts, rows], ignore_index=True)
+    final = pd.concat([*parts, rows, *([] if fallback is None else [fallback])], ignore_index=True)
     write_parquet(final, out)
     stats = {"n_examples": len(final), "n_selected": len(rows), **extra}
     if params["task"]["source"] == "synthetic" and len(rows):
@@ -86,7 +99,13 @@ def build_final(
         }
     )
     extra = {"questions_selected": int(sel["question_id"].nunique()), "n_train_questions": len(train_df)}
-    return _finish(rows, train_df, pi, params, out, metrics, extra)
+    fallback = None
+    if params["select"]["fallback_original"]:
+        ids = set(fallback_questions(df))
+        fb = train_df[train_df["question_id"].isin(ids)]
+        fallback = _original_rows(fb, pi).assign(source="fallback", question=fb["question"])
+        extra["questions_fallback"] = len(fb)
+    return _finish(rows, train_df, pi, params, out, metrics, extra, fallback)
 
 
 def build_baseline(

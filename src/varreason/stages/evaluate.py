@@ -2,7 +2,12 @@
 
 Greedy accuracy (one completion per question at temperature 0), avg@n (mean accuracy of n samples
 at ``evaluate.temperature``) and unbiased pass@k from the same n samples. Per-sample results go to
-Parquet so that any number can be recomputed or sliced later.
+Parquet so that any number can be recomputed or sliced later. A benchmark (``evaluate-benchmark``)
+is sampled with its own protocol (``benchmarks.benchmark_settings``: the paper's n, temperature and
+new-token limit unless its ``evaluate.benchmarks`` entry replaces them), the test split with
+``evaluate.n_samples``, ``evaluate.temperature`` and ``evaluate.max_new_tokens``. Every sample ends
+at the end-of-turn token or, where the format closes its answer with a tag (``<|end_of_solution|>``
+in the reasoning format), after that tag.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import pandas as pd
 from varreason import columns as C
 from varreason import paths as P
 from varreason.backends import generate
-from varreason.benchmarks import get_spec, load_benchmark
+from varreason.benchmarks import benchmark_settings, get_spec, load_benchmark
 from varreason.estimators import pass_at_k
 from varreason.generation import SamplingRequest
 from varreason.io import InputError, read_parquet, write_json, write_parquet
@@ -52,26 +57,52 @@ def evaluate(
         name,
         cfg["n_samples"],
         cfg["temperature"],
+        cfg["max_new_tokens"],
         out,
         metrics,
     )
 
 
 def evaluate_benchmark(
-    params: dict, model: str | Path | None, benchmark: str, name: str, out: str | Path, metrics: str | Path
+    params: dict,
+    model: str | Path | None,
+    benchmark: str,
+    name: str | None,
+    out: str | Path,
+    metrics: str | Path,
+    source: str | None = None,
 ) -> dict:
-    """The model on one benchmark (``evaluate.benchmarks``: name -> local file, hub id, or null for the
-    default hub id) with that benchmark's sampling settings (n samples, temperature)."""
-    if benchmark not in params["evaluate"]["benchmarks"]:
-        raise InputError(
-            f"--benchmark {benchmark!r} is not in evaluate.benchmarks {list(params['evaluate']['benchmarks'])}"
-        )
+    """The model on one benchmark with that benchmark's protocol (n samples, temperature, new-token limit).
+
+    Where the benchmark is: ``source`` (a local file or hub id) when given, else its
+    ``evaluate.benchmarks`` entry (a file, a hub id, null for the default hub id, or a mapping
+    ``{source, n_samples, temperature, max_new_tokens}`` whose settings replace the protocol's), else
+    the default hub id. ``model`` may be any checkpoint (a directory or hub id, nothing trained
+    here), ``name`` then defaults to its last path component.
+    """
+    try:
+        get_spec(benchmark)
+    except ValueError as e:
+        raise InputError(f"--benchmark: {e}") from None
+    if name is None and model is None:
+        raise InputError("evaluate-benchmark: give --name (a model of this run) or --model (any checkpoint)")
+    name = name or P.model_name(model)
     model_dir = model_of(name, model)
-    source = params["evaluate"]["benchmarks"].get(benchmark)
+    entry = params["evaluate"]["benchmarks"].get(benchmark)
+    if source is not None:
+        entry = {**entry, "source": source} if isinstance(entry, dict) else source
+    source, spec = benchmark_settings(benchmark, entry)
     questions = load_benchmark(benchmark, source, seed=params["seed"]).rename(columns={"answer": "gold"})
-    spec = get_spec(benchmark)
     return _evaluate(
-        params, model_dir, questions, f"{name}/{benchmark}", spec.n_samples, spec.temperature, out, metrics
+        params,
+        model_dir,
+        questions,
+        f"{name}/{benchmark}",
+        spec.n_samples,
+        spec.temperature,
+        spec.max_new_tokens,
+        out,
+        metrics,
     )
 
 
@@ -82,6 +113,7 @@ def _evaluate(
     name: str,
     n_samples: int,
     temperature: float,
+    max_new_tokens: int,
     out: str | Path,
     metrics_out: str | Path,
 ) -> dict:
@@ -94,8 +126,10 @@ def _evaluate(
     greedy_request = SamplingRequest(
         prompts=prompts,
         stop_ids=pi.stop_ids,
+        # the answer ends at its closing tag (<|end_of_solution|>) where the format has one
+        stop_strings=[pi.fmt.answer_suffix.strip()] if pi.fmt.answer_suffix.strip() else [],
         num_samples=1,
-        max_new_tokens=cfg["max_new_tokens"],
+        max_new_tokens=max_new_tokens,
         temperature=0.0,
         seed=0,
         batch_size=cfg["batch_size"],

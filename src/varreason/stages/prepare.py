@@ -1,6 +1,7 @@
 """Stage ``prepare``: write the train and test splits as Parquet.
 
-Sources: ``synthetic`` (the embedded task), a local ``.parquet``/``.jsonl``/``.json``/``.csv`` file
+Sources: ``synthetic`` (the embedded task), ``synthetic-words`` (the same chains in words, for a
+pretrained model: ``varreason.task_words``), a local ``.parquet``/``.jsonl``/``.json``/``.csv`` file
 (``io.read_table``), or a hub dataset id (``datasets``), the last two mapped by a layout adapter (``varreason.data``:
 Bespoke-Stratos/OpenThoughts, question/thought/solution, GSM8K/MATH question-answer). A ``split``
 column, if present, picks test rows; else ``n_test`` rows are held out at random (seeded).
@@ -15,6 +16,7 @@ import pandas as pd
 from varreason.data import load_task
 from varreason.io import write_parquet
 from varreason.task import generate_questions
+from varreason.task_words import generate_word_questions
 
 
 def _load_external(t: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -35,6 +37,11 @@ def prepare(params: dict, train_out: str | Path, test_out: str | Path) -> tuple[
         # no test question may also be a train question
         test = test[~test["question"].isin(set(train["question"]))]
         train["gold"], test["gold"] = train["answer"], test["answer"]
+    elif t["source"] == "synthetic-words":
+        kw = dict(min_ops=t["min_ops"], max_ops=t["max_ops"], max_merge=t["max_merge"])
+        train = pd.DataFrame(generate_word_questions(t["n_train"], params["seed"] * 2 + 1, prefix="train", **kw))
+        test = pd.DataFrame(generate_word_questions(t["n_test"], params["seed"] * 2 + 2, prefix="test", **kw))
+        test = test[~test["question"].isin(set(train["question"]))]
     else:
         train, test = _load_external(t, params["seed"])
         train = train.head(t["n_train"])

@@ -15,19 +15,28 @@ import torch
 from varreason import columns as C
 from varreason import paths as P
 from varreason.io import InputError, check_token_ids, read_parquet
-from varreason.modeling import initial_model, load_model, load_tokenizer, save_model_atomic, vocab_size
+from varreason.modeling import (
+    freeze_lower_layers,
+    initial_model,
+    load_model,
+    load_tokenizer,
+    save_model_atomic,
+    vocab_size,
+)
 from varreason.prompting import prompter_for
 from varreason.training import Example, train_sft
 
 
-def _train(model, tokenizer, examples, cfg: dict, seed: int, out_dir, desc: str) -> list[dict]:
-    """Train and save; under ``accelerate launch`` every process trains and the main one saves.
+def _train(model, tokenizer, examples, params: dict, cfg: dict, seed: int, out_dir, desc: str) -> list[dict]:
+    """Train (the top ``model.trainable_layers`` layers, or all) and save; under ``accelerate launch``
+    every process trains and the main one saves.
 
     The loss history (train_log.json) is written inside the checkpoint folder before its atomic
     rename: a folder that exists is whole, which is what resuming after a kill relies on.
     """
     from accelerate import PartialState
 
+    freeze_lower_layers(model, params["model"].get("trainable_layers"))
     trained: dict = {}  # the main process's unwrapped model and full state dict, saved once the history is known
     history, _ = train_sft(
         model,
@@ -63,29 +72,34 @@ def original_examples(df: pd.DataFrame, tokenizer, params: dict) -> list[Example
     ]
 
 
-def train_initial(params: dict, train: str | Path, out: str | Path) -> list[dict]:
-    """pi_0: SFT of the initial model on the original (coarse) reference traces."""
+def train_initial(params: dict, train: str | Path, out: str | Path, base: str | Path | None = None) -> list[dict]:
+    """pi_0: SFT of the base model (``base``, else model.pretrained, else the tiny model) on the reference traces."""
     df = read_parquet(train, ["question", "trace", "answer"])
-    model, tokenizer = initial_model(params["model"], params["seed"])
+    model, tokenizer = initial_model(params["model"], params["seed"], base)
     examples = original_examples(df, tokenizer, params)
-    return _train(model, tokenizer, examples, params["train_initial"], params["seed"], out, "train_initial")
+    return _train(model, tokenizer, examples, params, params["train_initial"], params["seed"], out, "train_initial")
 
 
-def train_posterior(params: dict, train: str | Path, initial: str | Path, out: str | Path) -> list[dict]:
-    """q(z | x, y'): SFT on posterior prompt (question + reference answer) -> trace + delimiter."""
+def train_posterior(
+    params: dict, train: str | Path, initial: str | Path, out: str | Path, base: str | Path | None = None
+) -> list[dict]:
+    """q(z | x, y'): SFT on posterior prompt (question + reference answer) -> trace + delimiter.
+
+    q starts from pi_0 (``train_posterior.init: initial``) or from the base model (``scratch``).
+    """
     df = read_parquet(train, ["question", "trace", "answer"])
     cfg = params["train_posterior"]
     if cfg["init"] == "initial":
         model, tokenizer = load_model(initial)
     else:
-        model, tokenizer = initial_model(params["model"], params["seed"] + 1)
+        model, tokenizer = initial_model(params["model"], params["seed"] + 1, base)
     q = prompter_for(params, tokenizer)
     examples = [
         Example(q.encode(q.posterior(x, a)), q.encode(t + q.fmt.answer_delimiter))
         for x, t, a in zip(df["question"], df["trace"], df["answer"], strict=True)
     ]
     model.train()
-    return _train(model, tokenizer, examples, cfg, params["seed"] + 1, out, "train_posterior")
+    return _train(model, tokenizer, examples, params, cfg, params["seed"] + 1, out, "train_posterior")
 
 
 def update_posterior(params: dict, weights: str | Path, posterior: str | Path, out: str | Path) -> list[dict]:
@@ -107,7 +121,7 @@ def update_posterior(params: dict, weights: str | Path, posterior: str | Path, o
     ]
     model.train()
     cfg = params["update_posterior"]
-    return _train(model, tokenizer, examples, cfg, params["seed"] + 3, out, "update_posterior")
+    return _train(model, tokenizer, examples, params, cfg, params["seed"] + 3, out, "update_posterior")
 
 
 def final_examples(df: pd.DataFrame, tokenizer, source: str | Path) -> list[Example]:
@@ -135,6 +149,7 @@ def train_final(
         model,
         tokenizer,
         examples,
+        params,
         params["train_final"],
         params["seed"] + seed_offset,
         out,

@@ -5,6 +5,12 @@ mean (default) or sum, and pi^ either GML or Acc. Raw log-weights are stored bef
 selection; per question: normalised weights, ESS and the IWAE bound estimate. A question whose
 log-weights are all -inf, NaN or +inf gets zero weight: it stays in the table, is never selected, and
 is counted with its reason in the metrics (``questions_dropped``); NaN/+inf read as weight zero.
+
+The reference's long-trace rule (``select.max_thinking_tokens``, 28000 there; null: off):
+a trace of that many thinking tokens or more gets weight zero, its ``log_weight`` -inf (its
+``log_ratio`` and ``log_likelihood`` keep their values). Its thinking tokens are the tokens the
+log-ratio averages over: the trace's token ids through the answer delimiter (the reference's
+``shared_think_len``). Such traces are counted in the metrics (``traces_too_long``, when any).
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ from varreason.paths import ESTIMATORS
 DROP_INVALID = "NaN or +inf log-weight (a broken score)"
 DROP_NO_DELIMITER = "no trace reached the answer delimiter"
 DROP_ZERO = "every weight is zero (log-weight -inf)"
+
+
+def drop_too_long(limit: int) -> str:
+    return f"every trace that reached the answer delimiter has {limit} or more thinking tokens"
 
 
 def weights(
@@ -67,6 +77,10 @@ def weights(
             for v, good in zip(df["rollout_verdicts"], ok, strict=True)
         ]
     df["log_weight"] = df["log_ratio"] + df["log_likelihood"]
+    limit = params["select"]["max_thinking_tokens"]
+    too_long = thinking_tokens(df) >= limit if limit is not None else pd.Series(False, index=df.index)
+    if too_long.any():
+        df.loc[too_long, "log_weight"] = NEG_INF
 
     df = df.sort_values(["question_id", "sample_index"], kind="stable").reset_index(drop=True)
     per_q = []
@@ -78,12 +92,12 @@ def weights(
             )
         )
     df = df.join(pd.concat(per_q))
-    stats = weight_stats(df, params["sampling"]["k"])
+    stats = weight_stats(df, params["sampling"]["k"], limit)
     if stats["questions_dropped"]:
         reasons = "; ".join(f"{n} {r}" for r, n in stats["questions_dropped_reasons"].items())
         print(
             f"weights[{estimator}]: {stats['questions_dropped']} of {stats['n_questions']} question(s) get zero "
-            f"weight and are dropped ({reasons}), e.g. {', '.join(map(str, dropped_questions(df)[:3]))}; "
+            f"weight and are dropped ({reasons}), e.g. {', '.join(map(str, dropped_questions(df, limit)[:3]))}; "
             f"counted in {metrics}",
             file=sys.stderr,
         )
@@ -101,29 +115,37 @@ def usable_log_weights(lw: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(lw) | np.isposinf(lw), NEG_INF, lw)
 
 
-def drop_reason(g: pd.DataFrame) -> str | None:
+def thinking_tokens(df: pd.DataFrame) -> pd.Series:
+    """Each trace's thinking tokens: the trace tokens its log-ratio averages over (through the delimiter)."""
+    return df["prior_logps"].map(len)
+
+
+def drop_reason(g: pd.DataFrame, max_thinking_tokens: int | None = None) -> str | None:
     """Why a question's traces all get zero weight (None when one has a positive weight)."""
     lw = g["log_weight"].to_numpy(dtype=np.float64)
     if np.isfinite(lw).any():
         return None
     if (np.isnan(lw) | np.isposinf(lw)).any():
         return DROP_INVALID
-    if not (g["finish_reason"] == "stop").any():
+    stopped = g["finish_reason"] == "stop"
+    if not stopped.any():
         return DROP_NO_DELIMITER
+    if max_thinking_tokens is not None and (thinking_tokens(g[stopped]) >= max_thinking_tokens).all():
+        return drop_too_long(max_thinking_tokens)
     return DROP_ZERO
 
 
-def dropped_questions(df: pd.DataFrame) -> list:
-    return [qid for qid, g in df.groupby("question_id", sort=False) if drop_reason(g) is not None]
+def dropped_questions(df: pd.DataFrame, max_thinking_tokens: int | None = None) -> list:
+    return [qid for qid, g in df.groupby("question_id", sort=False) if drop_reason(g, max_thinking_tokens) is not None]
 
 
-def weight_stats(df: pd.DataFrame, k: int) -> dict:
+def weight_stats(df: pd.DataFrame, k: int, max_thinking_tokens: int | None = None) -> dict:
     """What a person checks first: are the weights degenerate, which term dominates."""
     g = df.groupby("question_id", sort=False)
     finite = np.isfinite(df["log_weight"])
     live = g["log_weight"].apply(lambda s: np.isfinite(s).any())
     bounds = [iwae_bound_by_k(usable_log_weights(s.to_numpy())) for _, s in g["log_weight"] if np.isfinite(s).any()]
-    reasons = pd.Series([drop_reason(q) for _, q in g], dtype=object).dropna()
+    reasons = pd.Series([drop_reason(q, max_thinking_tokens) for _, q in g], dtype=object).dropna()
     lw = df["log_weight"].to_numpy(dtype=np.float64)
     # per k: the mean over questions of the subset-averaged bound, among questions where it is finite
     # (a size-k subset whose weights are all zero makes it -inf: e.g. Acc with no correct rollout);
@@ -135,7 +157,7 @@ def weight_stats(df: pd.DataFrame, k: int) -> dict:
         ok = np.isfinite(vals)
         by_k[str(j)] = float(vals[ok].mean()) if ok.any() else None
         finite_k[str(j)] = float(ok.mean())
-    return {
+    stats = {
         "n_questions": int(g.ngroups),
         "n_traces": len(df),
         "traces_ended_at_delimiter": float((df["finish_reason"] == "stop").mean()),
@@ -152,3 +174,8 @@ def weight_stats(df: pd.DataFrame, k: int) -> dict:
         "iwae_bound_by_k": by_k,
         "iwae_bound_finite_frac_by_k": finite_k,
     }
+    if max_thinking_tokens is not None:
+        n_long = int((thinking_tokens(df) >= max_thinking_tokens).sum())
+        if n_long:  # present only when the rule removed a trace (the embedded run's traces are short)
+            stats["traces_too_long"] = n_long
+    return stats
