@@ -102,7 +102,7 @@ def test_every_model_is_evaluated_with_the_math_verifier(run):
         b = json.loads((run / "metrics" / "benchmarks" / model / "amc23.json").read_text())
         assert b["n_questions"] == 2 and b["model"] == f"{model}/amc23"
     rows = pd.read_parquet(run / "data" / "eval" / "initial.parquet")
-    assert set(rows["decoding"]) == {"greedy", "sample"} and rows["completion"].str.len().gt(0).all()
+    assert set(rows["decoding"]) == {"greedy", "sampled"} and rows["completion"].str.len().gt(0).all()
 
 
 def test_evaluate_benchmark_takes_any_checkpoint_without_a_run(tmp_path, smollm2_dir):
@@ -123,7 +123,7 @@ def test_evaluate_benchmark_takes_any_checkpoint_without_a_run(tmp_path, smollm2
     m = json.loads((tmp_path / "metrics" / "benchmarks" / name / "amc23.json").read_text())
     assert m["model"] == f"{name}/amc23" and m["n_questions"] == 1 and "avg@2" in m
     rows = pd.read_parquet(tmp_path / "data" / "eval" / "benchmarks" / name / "amc23.parquet")
-    assert sorted(rows["decoding"]) == ["greedy", "sample", "sample"]
+    assert sorted(rows["decoding"]) == ["greedy", "sampled", "sampled"]
     assert rows["question_id"].eq("amc23/q1").all()
     # a benchmark it does not know is an error that names the known ones
     r = subprocess.run([*cmd, "--benchmark", "mmlu"], cwd=tmp_path, capture_output=True, text=True)
