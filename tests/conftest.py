@@ -62,18 +62,33 @@ def champ_json() -> Path:
     return CHAMP_JSON
 
 
+def run_dag(work: Path, cores: int = 2) -> str:
+    """The whole DAG in ``work`` (its params.yaml), locally with Snakemake; fails the test on an error."""
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(work),
+            "--cores",
+            str(cores),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout + r.stderr
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """The whole DAG on the smoke preset, run locally with Snakemake: (work dir, console output)."""
     work = tmp_path_factory.mktemp("smoke")
     shutil.copy(REPO / "workflow" / "presets" / "smoke.yaml", work / "params.yaml")
-    r = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work), "--cores", "2"],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return work, r.stdout + r.stderr
+    return work, run_dag(work)
 
 
 CHATML = (

@@ -3,15 +3,13 @@ prompt format (chat template, multi-token tags), a "pretrained" model from a loc
 byte-level BPE tokenizer, math-verify as the verifier, and a MATH500-layout benchmark file."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, build_bpe_tokenizer
+from conftest import REPO, build_bpe_tokenizer, run_dag
 from varreason.modeling import build_tiny_qwen3, load_tokenizer
 
 pytestmark = pytest.mark.slow
@@ -78,12 +76,7 @@ def run(tmp_path_factory):
         benchmarks={"math500": {"source": str(work / "math500.jsonl"), "max_new_tokens": 64}},
     )
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    r = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work), "--cores", "2"],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run_dag(work)
     return work
 
 

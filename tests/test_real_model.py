@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, SMOLLM2_GGUF, fetch_real_material
+from conftest import REPO, SMOLLM2_GGUF, fetch_real_material, run_dag
 from varreason.modeling import load_tokenizer
 
 pytestmark = pytest.mark.slow
@@ -46,12 +46,7 @@ def run(tmp_path_factory, champ_json):
         benchmarks={"amc23": {"source": str(work / "amc23.jsonl"), "n_samples": 1, "max_new_tokens": 24}},
     )
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    r = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work), "--cores", "2"],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run_dag(work)
     return work
 
 
