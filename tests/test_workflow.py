@@ -12,8 +12,9 @@ from varreason.pipeline import STAGES as TABLE
 
 # the rules of the default DAG: one per stage of the table, named with _ for - (evaluate-benchmark has
 # jobs only when evaluate.benchmarks names some; update-posterior and claims-report are claims rules)
+# import-model's rule exists only when model.pretrained is a .gguf file (test_a_gguf_model_adds_its_import)
 CLAIMS_ONLY = {"update-posterior", "claims-report", "evaluate-benchmark"}
-STAGES = [c.name.replace("-", "_") for c in TABLE if c.name not in CLAIMS_ONLY]
+STAGES = [c.name.replace("-", "_") for c in TABLE if c.name not in CLAIMS_ONLY | {"import-model"}]
 # a rule that runs a model declares threads, resources and a benchmark file (update-posterior's rule is
 # the claims run's claims_update_posterior)
 HEAVY = {("claims_" if c.name == "update-posterior" else "") + c.name.replace("-", "_") for c in TABLE if c.runs_model}
@@ -38,6 +39,21 @@ def test_dry_run_lists_every_stage():
     table = r.stdout + r.stderr
     for stage in STAGES:
         assert re.search(rf"^{stage}\s+\d+$", table, flags=re.M), f"{stage} missing from the dry run"
+
+
+def test_a_gguf_model_adds_its_import(tmp_path):
+    params = (REPO / "params.yaml").read_text().replace("  pretrained: null ", "  pretrained: base.gguf ")
+    (tmp_path / "params.yaml").write_text(params)
+    (tmp_path / "base.gguf").write_bytes(b"")
+    r = _snakemake(
+        "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n", "-p", "--cores", "2", cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert re.search(r"^import_model\s+1$", out, flags=re.M)
+    assert "import-model --out data/models/base" in out and "logs/import_model.log" in out
+    # pi_0 (and q, when it starts from the base model) start from the imported checkpoint
+    assert re.search(r"train-initial --train \S+ --base data/models/base --out data/models/initial", out)
 
 
 def test_lint_reports_only_environment_advice():
