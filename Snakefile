@@ -12,6 +12,7 @@ import sys
 from snakemake.utils import min_version, validate
 
 from varreason import paths as P
+from varreason.launch import gpu_resources, train_launch, train_resources
 from varreason.locks import clear_stale_locks, clear_written_incomplete
 from varreason.params import load_params_file, overrides_between, validate_params
 from varreason.pipeline import COMMANDS
@@ -45,15 +46,13 @@ validate(config, "workflow/schemas/params.schema.yaml")
 SHARDS = list(range(config["sampling"]["shards"]))
 BENCHMARKS = list(config["evaluate"]["benchmarks"])  # name -> source; every model is evaluated on each
 T = config["runtime"]["threads"]
-GPU = {"gpu": config["runtime"]["gpus"], "cpus_per_gpu": T} if config["runtime"]["gpus"] > 0 else {}
+GPU = gpu_resources(config["runtime"])  # sampling, scoring, rollouts, evaluation: one node
 # Training rules run under `accelerate launch` when runtime.accelerate_config names a config
-# (workflow/accelerate/: FSDP, DeepSpeed ZeRO-3, 2 CPU processes), one process per GPU.
-ACCELERATE = config["runtime"].get("accelerate_config")
-TRAIN = "varreason"
-if ACCELERATE:
-    _gpus = config["runtime"]["gpus"]
-    TRAIN = ("" if _gpus else "ACCELERATE_USE_CPU=true ") + f"accelerate launch --config_file {ACCELERATE}"
-    TRAIN += (f" --num_processes {_gpus}" if _gpus else "") + " -m varreason.cli"
+# (workflow/accelerate/: FSDP, DeepSpeed ZeRO-3, 2 CPU processes), one process per GPU; with
+# runtime.nodes > 1 on every node of the SLURM allocation, and they ask SLURM for those nodes
+# (src/varreason/launch.py, docs/slurm.md#several-nodes).
+TRAIN = train_launch(config["runtime"])
+TRAIN_RESOURCES = train_resources(config["runtime"])
 
 
 include: "workflow/rules/common.smk"

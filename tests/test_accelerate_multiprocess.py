@@ -1,4 +1,5 @@
-"""train_sft under `accelerate launch` with 2 CPU processes (gloo) trains exactly as one process does.
+"""train_sft under `accelerate launch` with 2 CPU processes (gloo) trains exactly as one process does,
+on one machine and on 2 "machines" (two launchers on localhost, as `runtime.nodes: 2` starts them).
 
 The global batch of each step is the same examples whatever the number of processes, and the loss
 is normalised by a dataset constant, so the loss curve and the final weights of 2 processes (and of
@@ -11,12 +12,17 @@ import json
 import os
 import random
 import runpy
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from accelerate.commands.config.config_args import load_config_from_file
 from accelerate.commands.launch import launch_command_parser
 
@@ -29,6 +35,7 @@ WEIGHT_ATOL = 1e-4  # final weights after 12 AdamW steps at lr 1e-2; measured ma
 WORKER = textwrap.dedent(
     """
     import json
+    import os
     import sys
 
     import torch
@@ -58,7 +65,9 @@ WORKER = textwrap.dedent(
         state = PartialState()
         with open(f"{out}/rank{state.process_index}.json", "w") as f:
             kind = str(AcceleratorState().distributed_type)
-            json.dump({"num_processes": state.num_processes, "distributed_type": kind, "roles": roles}, f)
+            machine = {k: os.environ.get(k) for k in ("GROUP_RANK", "LOCAL_RANK")}  # torchrun's node rank
+            info = {"num_processes": state.num_processes, "distributed_type": kind, "roles": roles, **machine}
+            json.dump(info, f)
         if state.is_main_process:
             with open(f"{out}/histories.json", "w") as f:
                 json.dump(results, f)
@@ -105,15 +114,26 @@ def _assert_same_run(a, b, what):
     assert worst < WEIGHT_ATOL, f"{what}: weights differ by up to {worst:.2e}"
 
 
-def test_two_processes_train_like_one(tmp_path):
+def _one_process(tmp_path, runs: dict) -> tuple:
+    """The worker script, and the runs trained by one process in this interpreter (its out folder)."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    single, multi = tmp_path / "single", tmp_path / "multi"
+    single = tmp_path / "single"
     single.mkdir()
-    multi.mkdir()
+    runpy.run_path(str(script))["run"]({**CFG, "runs": runs}, str(single))
+    return script, single
 
-    cfg = {**CFG, "runs": {"one": {}, "accum2": {"grad_accum_steps": 2}}}
-    runpy.run_path(str(script))["run"](cfg, str(single))  # one process, in this interpreter
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_like_one(tmp_path):
+    script, single = _one_process(tmp_path, {"one": {}, "accum2": {"grad_accum_steps": 2}})
+    multi = tmp_path / "multi"
+    multi.mkdir()
 
     cfg = {**CFG, "runs": {"ddp": {}, "ddp_accum2": {"grad_accum_steps": 2}}}
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
@@ -134,6 +154,48 @@ def test_two_processes_train_like_one(tmp_path):
     _assert_same_run(one["one"], one["accum2"], "1 process, 2 accumulation steps")
     _assert_same_run(one["one"], two["ddp"], "2 processes")
     _assert_same_run(one["one"], two["ddp_accum2"], "2 processes x 2 accumulation steps")
+
+
+def test_two_machines_train_like_one(tmp_path):
+    """`runtime.nodes: 2` without a cluster: the per-node launcher (python -m varreason.launch, what srun
+    starts on each node) twice on localhost, with the environment srun gives each task, 1 process each."""
+    script, single = _one_process(tmp_path, {"one": {}})
+    nodes = tmp_path / "nodes"
+    nodes.mkdir()
+
+    cfg = {**CFG, "runs": {"nodes": {}}}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env |= {"ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "SLURM_NNODES": "2"}
+    # the first host of the node list is the main address; a free port instead of the job id's
+    env |= {"SLURM_JOB_NODELIST": "127.0.0.1", "VARREASON_MAIN_PORT": str(_free_port())}
+    launch = [sys.executable, "-m", "varreason.launch", "--config_file", str(CONFIGS / "cpu-2proc.yaml")]
+    cmd = [*launch, "--num_processes", "2", str(script), json.dumps(cfg), str(nodes)]
+    procs, logs, codes = [], [tmp_path / f"machine{rank}.log" for rank in (0, 1)], None
+    try:
+        for rank, log in enumerate(logs):
+            with open(log, "w") as f:
+                node_env = {**env, "SLURM_NODEID": str(rank)}
+                procs.append(subprocess.Popen(cmd, env=node_env, stdout=f, stderr=f, start_new_session=True))
+        codes = [p.wait(timeout=300) for p in procs]
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        for p in procs:  # a launcher still running (timed out): it and its workers, by its process group
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=30)
+    tails = "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in logs)
+    assert codes == [0, 0], f"exit codes {codes} (None: timed out after 300 s)\n{tails}"
+    assert "varreason.launch: machine 1 of 2:" in logs[1].read_text()
+
+    # one process on each machine; the main process (machine 0) alone gets the model back and saves it
+    for rank, main in ((0, True), (1, False)):
+        info = json.loads((nodes / f"rank{rank}.json").read_text())
+        assert info["num_processes"] == 2 and info["distributed_type"] == "DistributedType.MULTI_CPU"
+        assert (info["GROUP_RANK"], info["LOCAL_RANK"]) == (str(rank), "0")
+        assert info["roles"] == [{"returned_model": main, "saved": main}]
+    one = _load(single, ["one"])
+    _assert_same_run(one["one"], _load(nodes, ["nodes"])["nodes"], "2 machines x 1 process")
 
 
 def test_a_launch_without_a_distributed_backend_is_refused(tmp_path, monkeypatch, tiny_model):
@@ -163,3 +225,67 @@ def test_shipped_accelerate_configs_load(name):
         assert config.fsdp_config["fsdp_transformer_layer_cls_to_wrap"] == "Qwen3DecoderLayer"
     if name == "cpu-2proc.yaml":
         assert config.num_processes == 2 and config.use_cpu
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """A run folder with the smoke preset's params and its prepared train split."""
+    from varreason.stages.prepare import prepare
+
+    run = tmp_path_factory.mktemp("run")
+    params = yaml.safe_load((REPO / "workflow" / "presets" / "smoke.yaml").read_text())
+    (run / "params.yaml").write_text(yaml.safe_dump(params))
+    prepare(params, run / "data/prepared/train.parquet", run / "data/prepared/test.parquet")
+    return run
+
+
+def _worker_pid(out: str, rank: int) -> int | None:
+    """The pid of the training worker of ``rank`` writing ``out`` (from /proc: its command and RANK)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"varreason.cli" in cmd and out.encode() in cmd and f"RANK={rank}".encode() in env:
+            return int(proc.name)
+    return None
+
+
+def test_a_stop_signal_to_one_process_checkpoints_all_and_the_rerun_resumes(tmp_path, tiny_run):
+    """2 processes under accelerate launch, train-initial through the CLI: SIGUSR1 to rank 1 alone (a
+    signal reaches the processes at different times); every process saves at the same step, the job
+    exits non-zero, and the same command resumes to the weights of an uninterrupted 2-process run."""
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / "cpu-2proc.yaml")]
+    cli = [*launch, "-m", "varreason.cli", "--params", "params.yaml", "--set", "train_initial.steps=30"]
+    cli += ["--set", "checkpoint.every_steps=100", "train-initial", "--train", "data/prepared/train.parquet"]
+
+    def run(out: str, **extra) -> subprocess.CompletedProcess:
+        return subprocess.run([*cli, "--out", out], cwd=tiny_run, env={**env, **extra}, capture_output=True, text=True)
+
+    r = run("mp/uninterrupted")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = str(tiny_run / "mp" / "resumed")
+    heartbeat = tmp_path / "heartbeat"
+    slow = {"VARREASON_TEST_STEP_SLEEP_S": "0.2", "VARREASON_HEARTBEAT": str(heartbeat)}
+    p = subprocess.Popen(
+        [*cli, "--out", out], cwd=tiny_run, env={**env, **slow}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        while not (heartbeat.exists() and "step 5/" in heartbeat.read_text()):
+            assert p.poll() is None, p.stdout.read().decode()[-3000:]
+            time.sleep(0.05)
+        os.kill(_worker_pid(out, 1), signal.SIGUSR1)
+        log = p.communicate(timeout=300)[0].decode()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode != 0 and "SIGUSR1 received: stopping with status 75" in log, log[-3000:]
+    saved = sorted(d.name for d in Path(out + ".ckpt").glob("step-*"))
+    assert len(saved) == 1 and not Path(out).exists(), saved
+    r = run("mp/resumed")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"resuming from step {int(saved[0].split('-')[1])} of 30" in r.stdout + r.stderr
+    for f in ("model.safetensors", "train_log.json"):
+        assert (tiny_run / "mp/resumed" / f).read_bytes() == (tiny_run / "mp/uninterrupted" / f).read_bytes(), f

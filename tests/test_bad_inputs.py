@@ -212,12 +212,13 @@ def test_bad_input_fails_clearly_and_writes_nothing(kind, work, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     case = CASES[kind]
     argv, outputs, says = case(work, tmp_path, monkeypatch) if kind == "disk-full-output" else case(work, tmp_path)
-    import varreason.stages.score as score_stage
+    import varreason.chunks as chunks
 
     def no_model_call(*a, **k):
         raise AssertionError("a model ran on a bad input")
 
-    monkeypatch.setattr(score_stage, "score_with", no_model_call)
+    monkeypatch.setattr(chunks, "score", no_model_call)
+    monkeypatch.setattr(chunks, "generate", no_model_call)
     rc = main(argv)
     err = capsys.readouterr().err
     assert rc == 2, err

@@ -362,6 +362,7 @@ def test_evaluate_benchmark_samples_with_the_protocol_and_stops_at_the_solution_
     import yaml
 
     from conftest import REPO, build_bpe_tokenizer
+    from varreason import chunks
     from varreason.generation import Sample
     from varreason.stages import evaluate as ev
 
@@ -372,13 +373,13 @@ def test_evaluate_benchmark_samples_with_the_protocol_and_stops_at_the_solution_
         requests.append(request)
         ids = tok("\n\n<|end_of_thought|>\n\n<|begin_of_solution|>\n\n\\boxed{3}\n\n<|end_of_solution|>").input_ids
         return [
-            Sample(prompt_index=p, sample_index=j, seed=0, token_ids=ids, logps=[0.0] * len(ids), finish_reason="stop")
+            Sample(request.prompt_offset + p, j, seed=0, token_ids=ids, logps=[0.0] * len(ids), finish_reason="stop")
             for p in range(len(request.prompts))
             for j in range(request.num_samples)
         ]
 
     monkeypatch.setattr(ev, "load_tokenizer", lambda path: tok)
-    monkeypatch.setattr(ev, "generate", fake_generate)
+    monkeypatch.setattr(chunks, "generate", fake_generate)
     src = write_jsonl(tmp_path / "aime24.jsonl", [{"id": 0, "problem": "1 + 2?", "answer": "3"}])
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["task"].update(source="x.jsonl", verifier="math", templates={"format": "reasoning"})

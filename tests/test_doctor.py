@@ -178,3 +178,32 @@ def test_environment_checks(monkeypatch, tmp_path):
     assert checks["threads"].status == "warning" and "runtime.threads is 4096" in checks["threads"].detail
     text = D.render(list(checks.values()), None)
     assert "Environment" in text and "fix: " in text
+
+
+def test_an_unfinished_stage_says_what_it_resumes_from(healthy, tmp_path, capsys):
+    """A killed evaluation with completed parts, and a training checkpoint: doctor names both."""
+    run = tmp_path / "run"
+    shutil.copytree(healthy, run)
+    parts = run / "data/eval/initial.parquet.ckpt"
+    parts.mkdir(parents=True)
+    for name in ("greedy-00000", "greedy-00001", "sampled-00000"):
+        pd.DataFrame({"row": [0]}).to_parquet(parts / f"{name}.parquet")
+    (run / "logs").mkdir()
+    (run / "logs/evaluate-initial.log").write_text("eval[initial] sampled part 2/5:  10%\n")
+    code, out = _run_doctor(run, capsys, "--json")
+    warnings = {c["name"]: c for c in json.loads(out)["checks"] if c["status"] == "warning"}
+    w = warnings["evaluate-initial"]
+    assert code == 0 and "stage evaluate-initial is unfinished" in w["detail"]
+    assert f"its completed parts (2 greedy, 1 sampled) in {parts}" in w["detail"]
+    assert "only the work after that is redone" in w["fix"]
+
+    from varreason.resume import describe
+
+    model = tmp_path / "models" / "final-gml"
+    for step, whole in ((20, True), (30, True), (40, False)):  # step 40's save was cut short
+        d = model.with_name("final-gml.ckpt") / f"step-{step:08d}"
+        d.mkdir(parents=True)
+        if whole:
+            (d / "trainer_state.json").write_text(json.dumps({"step": step, "steps": 60}))
+    assert describe(model) == f"the training checkpoint at step 30 of 60 ({model.with_name('final-gml.ckpt')})"
+    assert describe(tmp_path / "models" / "initial") is None

@@ -95,6 +95,49 @@ def test_gpu_resource_only_where_configured(tmp_path, gpus):
     assert ("gpu=1" in r.stdout) == (gpus == 1)
 
 
+def _params_with(tmp_path, **runtime) -> None:
+    params = (REPO / "params.yaml").read_text()
+    for key, value in runtime.items():
+        params, n = re.subn(rf"^  {key}: \S+ ", f"  {key}: {value} ", params, count=1, flags=re.M)
+        assert n == 1, key
+    (tmp_path / "params.yaml").write_text(params)
+
+
+TRAINING_RULES = {"train_initial", "train_posterior", "train_final", "baselines"}  # the rules with launch=TRAIN
+
+
+def test_several_nodes_show_in_the_training_jobs_only(tmp_path):
+    """runtime.nodes: 2 (docs/slurm.md#several-nodes): the training jobs ask for 2 nodes and run srun, one
+    launcher per node, 2 x 2 processes; sampling, scoring, rollouts and evaluation stay on one node."""
+    _params_with(tmp_path, gpus=2, nodes=2, accelerate_config="workflow/accelerate/fsdp.yaml")
+    r = _snakemake(
+        "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n", "-p", "--cores", "2", cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    job = r"^rule (\w+):\n(?:(?!^rule ).)*?^    resources: ([^\n]*)\nShell command: ([^\n]*)"  # one job's block
+    jobs = re.findall(job, r.stdout, re.M | re.S)
+    assert TRAINING_RULES <= {name for name, _, _ in jobs}
+    assert {"sample_initial", "score", "evaluate"} <= {name for name, res, _ in jobs if "gpu=2" in res.split(", ")}
+    for name, resources, shell in jobs:
+        res = set(resources.split(", "))
+        if name in TRAINING_RULES:
+            assert {"nodes=2", "tasks=2", "mpi=srun", "gres=gpu:2", "cpus_per_task=2"} <= res, (name, resources)
+            assert not any(x.startswith("gpu=") for x in res), (name, resources)  # --gpus would be a job total
+            assert shell.startswith("srun --nodes=2 --ntasks=2 --ntasks-per-node=1 "), (name, shell)
+            assert " python -m varreason.launch --config_file workflow/accelerate/fsdp.yaml --num_processes 4 " in shell
+            assert " -m varreason.cli --params params.yaml" in shell
+        elif "gpu=2" in res:  # the other model-running jobs
+            assert not any(x.startswith(("nodes=", "tasks=", "mpi=")) for x in res), (name, resources)
+            assert shell.startswith("varreason "), (name, shell)
+
+
+def test_several_nodes_without_an_accelerate_config_are_refused(tmp_path):
+    _params_with(tmp_path, nodes=2)
+    r = _snakemake("-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n", "--cores", "2", cwd=tmp_path)
+    assert r.returncode != 0
+    assert "runtime.nodes is 2, but runtime.accelerate_config is not set" in r.stdout + r.stderr
+
+
 def test_install_profile_makes_a_bare_profile_name_work(tmp_path):
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
     r = subprocess.run(

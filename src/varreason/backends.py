@@ -56,19 +56,35 @@ def score(
     batch_size: int,
     desc: str,
     batch_tokens: int | None = None,
+    batches: Sequence[Sequence[int]] | None = None,
 ) -> list[list[float]]:
     """log p(completion_t | prompt, completion_<t) for every completion token.
 
     ``batch_tokens`` caps the padded tokens in one transformers batch (rows sorted by length);
-    vLLM schedules its own batches.
+    vLLM schedules its own batches. ``batches``: score only the rows of these batches of
+    ``logprobs.score_batches`` (one part of a call); the other rows get [].
     """
     _check(backend)
     if backend == "vllm":
         from varreason.vllm_backend import vllm_score
 
-        return vllm_score(str(model_dir), prompts, completions, desc=desc)
+        if batches is None:
+            return vllm_score(str(model_dir), prompts, completions, desc=desc)
+        rows = [i for b in batches for i in b]
+        part = vllm_score(str(model_dir), [prompts[i] for i in rows], [completions[i] for i in rows], desc=desc)
+        results: list[list[float]] = [[] for _ in prompts]
+        for i, lp in zip(rows, part, strict=True):
+            results[i] = lp
+        return results
     return score_completions(
-        _hf_model(model_dir), prompts, completions, pad_id, batch_size, desc=desc, max_batch_tokens=batch_tokens
+        _hf_model(model_dir),
+        prompts,
+        completions,
+        pad_id,
+        batch_size,
+        desc=desc,
+        max_batch_tokens=batch_tokens,
+        batches=batches,
     )
 
 

@@ -123,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         if c.runs_model:
             import torch
 
+            from varreason.resume import install_stop_handlers
+
+            # SLURM's warning before a time limit, preemption, scancel: checkpoint and exit to be resumed
+            install_stop_handlers()
+
             torch.set_num_threads(args.threads or params["runtime"]["threads"])
         result = run(c, args, params)
     except (ParamsError, InputError, FileNotFoundError) as e:

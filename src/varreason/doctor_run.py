@@ -4,8 +4,8 @@ Reads the folder's ``params.yaml`` against the schema and lists the DAG's jobs (
 ``dvc.yaml``, else from the Snakefile through Snakemake). For each output: present or missing; Parquet
 files readable (their footer) with the columns the next stage needs; model directories with
 config.json and their weights; JSON metrics parseable. Also: outputs Snakemake marked incomplete (a
-job killed before Snakemake recorded it), the log line of each job that failed, leftover temp files of killed
-writers, and a stale Snakemake lock.
+job killed before Snakemake recorded it), the log line of each job that failed, the checkpoint or parts
+an unfinished job would resume from, leftover temp files of killed writers, and a stale Snakemake lock.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from varreason import paths as P
 from varreason.doctor_env import OK, PROBLEM, REPO, WARNING, Check, _c
 from varreason.locks import incomplete_outputs
 from varreason.pipeline import ARTIFACTS
+from varreason.resume import describe as resume_point
 
 SKIP_DIRS = {".git", ".snakemake", ".dvc", ".venv", ".venv-vllm", "__pycache__", "node_modules", "src", "tests"}
 
@@ -285,6 +286,17 @@ def _check_jobs(run_dir: Path, jobs: list[Job], source: str) -> list[Check]:
                         job.stage,
                         f"stage {job.stage} failed: {error} (log: {job.log})",
                         f"read {job.log}, fix the cause it names, then rerun `snakemake --cores 2`",
+                    )
+                )
+            elif resumable := [r for r in (resume_point(run_dir / o) for o in missing) if r]:
+                out.append(
+                    _c(
+                        WARNING,
+                        "run",
+                        job.stage,
+                        f"stage {job.stage} is unfinished (killed, timed out or preempted): it resumes from "
+                        + "; ".join(resumable),
+                        "rerun the same command (`snakemake --cores 2`); only the work after that is redone",
                     )
                 )
             elif log and log.exists():

@@ -3,7 +3,7 @@
 Each returned sample carries the sampled token ids up to and including the first stop token, the
 raw (untempered) log-prob of each sampled token under the sampling model, and a finish reason.
 Determinism: batch b of a call draws from ``torch.manual_seed(seed + b)``, so the same prompts,
-params and seed give the same samples on CPU.
+params and seed give the same samples on CPU (b counts from ``prompt_offset``'s batch).
 
 ``SamplingRequest`` (what to sample) is defined here too, for both backends: ``sample`` here and
 ``vllm_backend.vllm_sample`` take one, and ``backends.generate`` passes it to either.
@@ -59,6 +59,12 @@ class SamplingRequest:
     stop_strings: Sequence[str] = ()
     batch_size: int = 256
     desc: str = "sampling"
+    prompt_offset: int = 0
+
+    @property
+    def prompts_per_batch(self) -> int:
+        """Prompts per transformers ``generate`` call."""
+        return max(1, self.batch_size // self.num_samples)
 
 
 def _generate(model, ids: torch.Tensor, mask: torch.Tensor, config: dict, num_samples: int, **kwargs):
@@ -133,7 +139,11 @@ def sample(model, request: SamplingRequest, *, pad_id: int, tokenizer=None) -> l
             raise ValueError("stop_strings need the tokenizer")
         config["stop_strings"] = list(stop_strings)
         extra["tokenizer"] = tokenizer
-    prompts_per_batch = max(1, request.batch_size // num_samples)
+    prompts_per_batch = request.prompts_per_batch
+    offset = request.prompt_offset
+    if offset % prompts_per_batch:
+        raise ValueError(f"prompt_offset {offset} is not a multiple of the {prompts_per_batch} prompts per batch")
+    seed += offset // prompts_per_batch
     out: list[Sample] = []
     stop = set(stop_ids)
     batches = range(0, len(prompts), prompts_per_batch)
@@ -153,7 +163,7 @@ def sample(model, request: SamplingRequest, *, pad_id: int, tokenizer=None) -> l
             end = _stop_end(row, stop, stop_strings, tokenizer)
             out.append(
                 Sample(
-                    prompt_index=s + r // num_samples,
+                    prompt_index=offset + s + r // num_samples,
                     sample_index=r % num_samples,
                     seed=seed + b,
                     token_ids=row[:end] if end else row,

@@ -190,6 +190,20 @@ def _targets(
 
 
 @torch.no_grad()
+def score_batches(
+    prompts: Sequence[Sequence[int]],
+    completions: Sequence[Sequence[int]],
+    batch_size: int = 256,
+    max_batch_tokens: int | None = None,
+) -> list[list[int]]:
+    """The row indices of each batch ``score_completions`` runs (rows sorted by length; empty
+    completions in none). A call cut into parts runs consecutive runs of these batches, so every
+    row is scored in the batch it would have been in, with the same float results."""
+    todo = [i for i, c in enumerate(completions) if len(c) > 0]
+    lengths = [len(prompts[i]) + len(completions[i]) for i in todo]
+    return [[todo[j] for j in b] for b in token_batches(lengths, batch_size, max_batch_tokens)]
+
+
 def score_completions(
     model: torch.nn.Module,
     prompts: Sequence[Sequence[int]],
@@ -201,8 +215,11 @@ def score_completions(
     max_batch_tokens: int | None = None,
     chunk_tokens: int | None = None,
     vocab_block: int | None = None,
+    batches: Sequence[Sequence[int]] | None = None,
 ) -> list[list[float]]:
     """log p(completion_t | prompt, completion_<t) for each completion token.
+
+    ``batches``: run only these batches of ``score_batches`` (a part of the call); other rows get [].
 
     Returns one list of floats per row, of the completion's length, in the input order. Batches
     hold at most ``batch_size`` rows and ``max_batch_tokens`` padded tokens (None: no token
@@ -218,8 +235,9 @@ def score_completions(
     if empty:
         raise ValueError(f"row {empty[0]}: empty prompt (the first completion token has nothing to condition on)")
     results: list[list[float]] = [[] for _ in prompts]
-    todo = [i for i, c in enumerate(completions) if len(c) > 0]
-    if not todo:
+    if batches is None:
+        batches = score_batches(prompts, completions, batch_size, max_batch_tokens)
+    if not batches:
         return results
     device = next(model.parameters()).device
     split = body_and_head(model)
@@ -227,8 +245,6 @@ def score_completions(
     auto_chunk, auto_block = default_chunking(device, head_weight.shape[0] if head_weight is not None else 1)
     chunk_tokens = chunk_tokens or auto_chunk
     vocab_block = auto_block if vocab_block is None else (vocab_block or None)
-    lengths = [len(prompts[i]) + len(completions[i]) for i in todo]
-    batches = [[todo[j] for j in b] for b in token_batches(lengths, batch_size, max_batch_tokens)]
     for rows in progress(batches, desc=desc, unit="batch"):
         ids, mask = pad_batch([list(prompts[i]) + list(completions[i]) for i in rows], pad_id, padding_side)
         r_idx, c_idx = _targets(prompts, completions, rows, ids.shape[1], padding_side)

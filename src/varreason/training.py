@@ -11,14 +11,24 @@ indices are drawn from the seeded generator identically on every process, and ea
 its slice (``batch_size / (processes * grad_accum_steps)`` examples per forward). The loss is
 normalised by a constant of the training set (see ``loss_normaliser``), not by the tokens of a
 batch, so the gradient of a step does not depend on how its global batch is split.
+
+Checkpoints (``Checkpointing``): every N steps and/or M minutes, accelerate's ``save_state``
+(model, optimiser, scheduler, RNG states; sharded the same way under FSDP) plus the step and loss
+history, into a temp folder renamed when whole. A restarted run loads the newest one and goes on
+from the next step; the batch of every step comes from the seeded index table, so the data
+position is the step itself, and on CPU the resumed run ends with the same weights bit for bit.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DistributedType
@@ -26,6 +36,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from varreason.logprobs import pad_batch, token_logps
 from varreason.progress import progress
+from varreason.resume import exit_if_stop_requested, heartbeat, stop_deferred, stop_requested
 
 MAX_GRAD_NORM = 1.0
 
@@ -35,6 +46,59 @@ class Example:
     prompt_ids: list[int]
     completion_ids: list[int]
     weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where and how often ``train_sft`` saves its state: every ``every_steps`` optimiser steps and/or
+    every ``every_minutes`` minutes (None: not by that measure), the newest ``keep`` kept in ``dir``."""
+
+    dir: Path
+    every_steps: int | None = None
+    every_minutes: float | None = None
+    keep: int = 2
+
+
+STATE_FILE = "trainer_state.json"
+# Seconds to sleep after each optimiser step: makes a tiny run as long as a real one, so that the
+# tests can hit a SLURM time limit or a kill in the middle of training. Unset: no sleep.
+STEP_SLEEP_ENV = "VARREASON_TEST_STEP_SLEEP_S"
+
+
+def checkpoints(folder: str | Path) -> list[Path]:
+    """The complete checkpoints in ``folder``, oldest first (a ``.tmp`` one was cut short)."""
+    folder = Path(folder)
+    found = [p for p in folder.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp")]
+    return sorted((p for p in found if (p / STATE_FILE).exists()), key=lambda p: int(p.name.split("-")[1]))
+
+
+def _save_checkpoint(accelerator: Accelerator, ckpt: Checkpointing, step: int, state: dict) -> None:
+    final = ckpt.dir / f"step-{step:08d}"
+    tmp = final.with_name(final.name + ".tmp")
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))  # every process writes its part (its RNG state, FSDP shards)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / STATE_FILE).write_text(json.dumps(state) + "\n")
+        os.replace(tmp, final)
+        for old in checkpoints(ckpt.dir)[: -ckpt.keep]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+
+
+def _checkpoint_due(accelerator: Accelerator, ckpt: Checkpointing | None, step: int, since: float) -> tuple[bool, bool]:
+    """(save now, stop now): one decision for every process (clocks and signals differ between them)."""
+    due = ckpt is not None and (
+        (ckpt.every_steps is not None and step % ckpt.every_steps == 0)
+        or (ckpt.every_minutes is not None and time.monotonic() - since >= 60 * ckpt.every_minutes)
+    )
+    stop = stop_requested()
+    if accelerator.num_processes > 1:
+        flags = accelerator.reduce(torch.tensor([float(due), float(stop)], device=accelerator.device), "sum")
+        due, stop = bool(flags[0] > 0), bool(flags[1] > 0)
+    return due, stop
 
 
 def loss_tokens(example: Example) -> int:
@@ -103,6 +167,17 @@ def global_batch_indices(n_examples: int, steps: int, batch_size: int, seed: int
     return torch.randint(n_examples, (steps, batch_size), generator=generator)
 
 
+def process_state():
+    """accelerate's ``PartialState`` as ``train_sft``'s Accelerator will see it.
+
+    The first ``PartialState()`` of a process fixes the distributed setup for every later one, and a
+    bare one ignores ACCELERATE_USE_CPU (a multi-process CPU launch would become one process each).
+    """
+    from accelerate import PartialState
+
+    return PartialState(cpu=os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"))
+
+
 def _check_launch(accelerator: Accelerator) -> None:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and accelerator.num_processes != world:
@@ -128,6 +203,7 @@ def train_sft(
     grad_accum_steps: int = 1,
     log_every: int = 50,
     save: Callable[[torch.nn.Module, dict[str, torch.Tensor]], None] | None = None,
+    checkpointing: Checkpointing | None = None,
 ) -> tuple[list[dict], torch.nn.Module | None]:
     """Train ``model`` for ``steps`` optimiser steps; returns (loss history, the unwrapped model).
 
@@ -149,6 +225,10 @@ def train_sft(
     the full state dict on every process (a collective), calls ``save`` on the main process only
     with the unwrapped model and that state dict (use ``model.save_pretrained(dir,
     state_dict=state_dict)``), and every process waits for it to finish.
+
+    ``checkpointing``: save the training state as it goes and resume from the newest complete
+    checkpoint in its folder. A stop signal (varreason.resume) ends the run after the current
+    step with a checkpoint and ``SystemExit(EXIT_REQUEUE)``.
     """
     if not examples:
         raise ValueError(f"{desc}: no training examples")
@@ -185,9 +265,26 @@ def train_sft(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     model.train()
     history: list[dict] = []
-    running = None
-    bar = progress(range(1, steps + 1), desc=desc, total=steps, unit="step", disable=not accelerator.is_main_process)
-    for step in bar:
+    running, start = None, 0
+    found = checkpoints(checkpointing.dir) if checkpointing is not None else []
+    if found:
+        accelerator.load_state(str(found[-1]))
+        state = json.loads((found[-1] / STATE_FILE).read_text())
+        start, history, running = state["step"], state["history"], state["running"]
+        if accelerator.is_main_process:
+            print(f"{desc}: resuming from step {start} of {steps} ({found[-1]})", flush=True)
+    since = time.monotonic()
+    bar = progress(
+        range(start + 1, steps + 1),
+        desc=desc,
+        total=steps,
+        initial=start,
+        unit="step",
+        disable=not accelerator.is_main_process,
+    )
+
+    def optimiser_step(step: int) -> float:
+        """One optimiser step on the global batch of ``step``; its loss summed over every process."""
         step_loss = torch.zeros((), device=accelerator.device)
         for m in range(grad_accum_steps):
             batch = collate([examples[i] for i in indices[step - 1, m, rank].tolist()], pad_id)
@@ -205,11 +302,26 @@ def train_sft(
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        value = accelerator.reduce(step_loss, reduction="sum").item()
-        running = value if running is None else 0.95 * running + 0.05 * value
-        if step == 1 or step % log_every == 0 or step == steps:
-            history.append({"step": step, "loss": value, "smoothed_loss": running})
-            bar.set_postfix(loss=f"{running:.3f}", refresh=False)
+        return accelerator.reduce(step_loss, reduction="sum").item()
+
+    step_sleep = float(os.environ.get(STEP_SLEEP_ENV) or 0)
+    with stop_deferred():
+        for step in bar:
+            value = optimiser_step(step)
+            time.sleep(step_sleep)
+            running = value if running is None else 0.95 * running + 0.05 * value
+            if step == 1 or step % log_every == 0 or step == steps:
+                history.append({"step": step, "loss": value, "smoothed_loss": running})
+                bar.set_postfix(loss=f"{running:.3f}", refresh=False)
+            if accelerator.is_main_process:
+                heartbeat(f"{desc} step {step}/{steps}")
+            due, stop = _checkpoint_due(accelerator, checkpointing, step, since)
+            if (due or stop) and step < steps and checkpointing is not None:
+                state = {"step": step, "steps": steps, "history": history, "running": running}
+                _save_checkpoint(accelerator, checkpointing, step, state)
+                since = time.monotonic()
+            if stop and step < steps:
+                exit_if_stop_requested()
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.eval()

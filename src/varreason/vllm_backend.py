@@ -139,7 +139,7 @@ def vllm_sample(model_dir: str, request: SamplingRequest) -> list[Sample]:
         skip_special_tokens=False,
     )
     inputs, params, index = [], [], []
-    for i, p in enumerate(prompts):
+    for i, p in enumerate(prompts, start=request.prompt_offset):
         for j in range(n_requests):
             s = seed if greedy else request_seed(seed, i, j)
             inputs.append(p)

@@ -35,7 +35,7 @@ rule baselines:
         samples=lambda w, input: f" --samples {' '.join(input.samples)}" if input.samples else "",
     threads: T
     resources:
-        **heavy(4000, 60),
+        **heavy_train(4000, 60),
     log:
         "logs/baselines-{baseline}.log",
     benchmark:

@@ -126,7 +126,7 @@ rule claims_update_posterior:
         reads=stage_reads("update-posterior"),
     threads: T
     resources:
-        **heavy(4000, 60),
+        **heavy_train(4000, 60),
     log:
         cp("logs/update_posterior.log"),
     benchmark:
@@ -172,7 +172,7 @@ rule claims_train:
         arm="|".join(VR_ARMS),
     threads: T
     resources:
-        **heavy(4000, 60),
+        **heavy_train(4000, 60),
     log:
         cp("logs/train-{arm}.log"),
     benchmark:
@@ -201,7 +201,7 @@ rule claims_baseline:
         arm="|".join(BASELINE_ARMS),
     threads: T
     resources:
-        **heavy(4000, 60),
+        **heavy_train(4000, 60),
     log:
         cp("logs/baseline-{arm}.log"),
     benchmark:

@@ -21,6 +21,12 @@ def heavy(mem_mb, runtime):
     return dict(mem_mb=mem_mb, runtime=runtime, **GPU)
 
 
+def heavy_train(mem_mb, runtime):
+    """Resources of a training rule: heavy()'s, with runtime.nodes > 1 on that many nodes (nodes, tasks, mpi,
+    cpus_per_task, gres: train_resources in src/varreason/launch.py)."""
+    return dict(mem_mb=mem_mb, runtime=runtime, **TRAIN_RESOURCES)
+
+
 def stage_reads(command):
     """The params a rule's stage reads (the stage table, src/varreason/pipeline.py), with their values.
 

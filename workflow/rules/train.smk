@@ -35,7 +35,7 @@ rule train_initial:
         base=BASE_FLAG,
     threads: T
     resources:
-        **heavy(4000, 60),
+        **heavy_train(4000, 60),
     log:
         "logs/train_initial.log",
     benchmark:
@@ -59,7 +59,7 @@ rule train_posterior:
         base=BASE_FLAG,
     threads: T
     resources:
-        **heavy(4000, 60),
+        **heavy_train(4000, 60),
     log:
         "logs/train_posterior.log",
     benchmark:
@@ -81,7 +81,7 @@ rule train_final:
         reads=stage_reads("train-final"),
     threads: T
     resources:
-        **heavy(4000, 60),
+        **heavy_train(4000, 60),
     log:
         "logs/train_final-{estimator}.log",
     benchmark:

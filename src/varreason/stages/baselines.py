@@ -10,6 +10,7 @@ from pathlib import Path
 
 from varreason.stages.build import build_baseline
 from varreason.stages.train import train_final
+from varreason.training import process_state
 
 
 def baselines(
@@ -23,9 +24,7 @@ def baselines(
     out: str | Path,
 ) -> list[dict]:
     """Build the ``kind`` baseline's set (``set_out``, ``set_metrics``) and train ``out`` on it."""
-    from accelerate import PartialState
-
-    state = PartialState()
+    state = process_state()
     if state.is_main_process:
         build_baseline(params, kind, train, samples, initial, set_out, set_metrics)
     state.wait_for_everyone()

@@ -20,13 +20,14 @@ import pandas as pd
 
 from varreason import columns as C
 from varreason import paths as P
-from varreason.backends import generate
 from varreason.benchmarks import benchmark_settings, get_spec, load_benchmark
+from varreason.chunks import generate_in_parts
 from varreason.estimators import pass_at_k
 from varreason.generation import SamplingRequest
 from varreason.io import InputError, read_parquet, write_json, write_parquet
 from varreason.modeling import load_tokenizer
 from varreason.prompting import prompter_for
+from varreason.resume import JobCheckpoint
 from varreason.shards import shard_seed
 from varreason.task import trace_check
 from varreason.verify import verify_many
@@ -119,6 +120,8 @@ def _evaluate(
 ) -> dict:
     """Greedy and ``n_samples`` sampled completions per question, verified; rows to ``out``, metrics."""
     test = questions.reset_index(drop=True)
+    what = [name, n_samples, temperature, max_new_tokens, int(pd.util.hash_pandas_object(test.astype(str)).sum())]
+    job = JobCheckpoint.open(out, f"evaluate[{name}]", params, [model_dir], extra=what)
     cfg = params["evaluate"]
     pi = prompter_for(params, load_tokenizer(model_dir))
     prompts = [pi.encode(pi.reasoner(q)) for q in test["question"]]
@@ -142,9 +145,14 @@ def _evaluate(
         seed=shard_seed(params["seed"], 0, 4),
         desc=f"eval[{name}] sampled",
     )
-    on = dict(backend=params["sampling"]["backend"], tokenizer=pi.tokenizer)
-    greedy = generate(model_dir, greedy_request, **on)
-    sampled = generate(model_dir, sampled_request, **on)
+    on = dict(
+        backend=params["sampling"]["backend"],
+        tokenizer=pi.tokenizer,
+        job=job,
+        chunk_prompts=params["checkpoint"]["chunk_prompts"],
+    )
+    greedy = generate_in_parts(model_dir, greedy_request, name="greedy", **on)
+    sampled = generate_in_parts(model_dir, sampled_request, name="sampled", **on)
     samples = [("greedy", s) for s in greedy] + [("sampled", s) for s in sampled]
     texts = [pi.tokenizer.decode(s.token_ids, skip_special_tokens=True) for _, s in samples]
     split = [pi.split(t) for t in texts]
@@ -177,6 +185,7 @@ def _evaluate(
     metrics = summarise(df, sorted({*(k for k in cfg["pass_k"] if k <= n_samples), n_samples}))
     metrics["model"] = name
     write_json(metrics, metrics_out)
+    job.finish()
     return metrics
 
 

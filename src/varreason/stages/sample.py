@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from varreason.backends import generate
+from varreason.chunks import generate_in_parts
 from varreason.generation import SamplingRequest
 from varreason.io import read_parquet, write_parquet
 from varreason.modeling import load_tokenizer
 from varreason.prompting import Prompter, prompter_for
+from varreason.resume import JobCheckpoint
 from varreason.shards import shard_rows, shard_seed
 from varreason.verify import verify_many
 
@@ -34,8 +35,12 @@ def _generate(
     max_new: int,
     temperature: float,
     desc: str,
+    job: JobCheckpoint,
 ):
-    """K samples per prompt text; stopped at the trace delimiter or at the end of the completion."""
+    """K samples per prompt text; stopped at the trace delimiter or at the end of the completion.
+
+    Sampled in parts of ``checkpoint.chunk_prompts`` questions, each saved in ``job``'s folder.
+    """
     cfg = params["sampling"]
     prompt_ids = [prompter.encode(p) for p in prompts_text]
     stop_ids, stop_strings = list(prompter.stop_ids), []
@@ -55,7 +60,15 @@ def _generate(
         batch_size=cfg["batch_size"],
         desc=desc,
     )
-    samples = generate(model_dir, request, backend=cfg["backend"], tokenizer=prompter.tokenizer)
+    samples = generate_in_parts(
+        model_dir,
+        request,
+        backend=cfg["backend"],
+        tokenizer=prompter.tokenizer,
+        job=job,
+        name="samples",
+        chunk_prompts=params["checkpoint"]["chunk_prompts"],
+    )
     return prompt_ids, samples
 
 
@@ -83,6 +96,7 @@ def sample_posterior(
     "posterior", that samples pi_0's own traces, and the log-ratio of every trace is exactly zero.
     """
     df = _shard_questions(params, train, shard)
+    job = JobCheckpoint.open(out, f"sample_posterior[{shard}]", params, [train, posterior])
     prompter = prompter_for(params, load_tokenizer(posterior))
     if params["sampling"]["hint"]:
         prompts = [prompter.posterior(q, a) for q, a in zip(df["question"], df["answer"], strict=True)]
@@ -99,6 +113,7 @@ def sample_posterior(
         params["sampling"]["max_trace_tokens"],
         params["sampling"]["temperature"],
         f"sample_posterior[{shard}]",
+        job,
     )
     rows = []
     for s in samples:
@@ -119,12 +134,14 @@ def sample_posterior(
         )
     out_df = pd.DataFrame(rows)
     write_parquet(out_df, out)
+    job.finish()
     return out_df
 
 
 def sample_initial(params: dict, train: str | Path, initial: str | Path, shard: int, out: str | Path) -> pd.DataFrame:
     """K full completions (trace, delimiter, answer) per question from pi_0, each verified."""
     df = _shard_questions(params, train, shard)
+    job = JobCheckpoint.open(out, f"sample_initial[{shard}]", params, [train, initial])
     prompter = prompter_for(params, load_tokenizer(initial))
     prompts = [prompter.reasoner(q) for q in df["question"]]
     max_new = params["sampling"]["max_trace_tokens"] + params["rollout"]["max_answer_tokens"] + 1
@@ -138,6 +155,7 @@ def sample_initial(params: dict, train: str | Path, initial: str | Path, shard: 
         max_new,
         params["sampling"]["initial_temperature"],
         f"sample_initial[{shard}]",
+        job,
     )
     rows = []
     texts = [prompter.tokenizer.decode(s.token_ids, skip_special_tokens=True) for s in samples]
@@ -162,4 +180,5 @@ def sample_initial(params: dict, train: str | Path, initial: str | Path, shard: 
         )
     out_df = pd.DataFrame(rows)
     write_parquet(out_df, out)
+    job.finish()
     return out_df

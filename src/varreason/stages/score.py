@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from varreason import columns as C
-from varreason.backends import generate
-from varreason.backends import score as score_with
+from varreason.chunks import generate_in_parts, score_in_parts
 from varreason.generation import SamplingRequest
 from varreason.io import check_token_ids, read_parquet, write_parquet
 from varreason.modeling import load_tokenizer, vocab_size
 from varreason.prompting import prompter_for
+from varreason.resume import JobCheckpoint
 from varreason.shards import shard_seed
 from varreason.verify import verify_many
 
@@ -29,6 +29,8 @@ def score(
 ) -> pd.DataFrame:
     """Per-token log-probs of each trace under pi_0 and q, and of the reference answer under pi_0."""
     df = read_parquet(traces, C.POSTERIOR_TRACES)
+    job = JobCheckpoint.open(out, f"score[{Path(out).name}]", params, [traces, initial, posterior])
+    rows_per_part = params["checkpoint"]["chunk_rows"]
     backend, bs = params["sampling"]["backend"], params["scoring"]["batch_size"]
     batch_tokens = params["scoring"].get("batch_tokens")  # optional: older params files lack it
     trace_ids = [list(t) for t in df["trace_token_ids"]]
@@ -42,7 +44,7 @@ def score(
     answer_ids = [pi.encode(pi.answer_text(a)) for a in df["answer"]]
     # one pass of pi_0 over trace + answer gives both: a causal model's trace log-probs do not
     # depend on the tokens after them
-    both = score_with(
+    both = score_in_parts(
         initial,
         pi_prompts,
         [t + a if good else t for t, a, good in zip(trace_ids, answer_ids, ok, strict=True)],
@@ -51,6 +53,9 @@ def score(
         batch_size=bs,
         batch_tokens=batch_tokens,
         desc="score[pi_0]",
+        job=job,
+        name="prior",
+        chunk_rows=rows_per_part,
     )
     prior_logps = [lp[: len(t)] for lp, t in zip(both, trace_ids, strict=True)]
     answer_logps = [lp[len(t) :] if good else [] for lp, t, good in zip(both, trace_ids, ok, strict=True)]
@@ -66,7 +71,7 @@ def score(
         q = prompter_for(params, load_tokenizer(posterior))
         check_token_ids(df, "trace_token_ids", vocab_size(posterior, q.tokenizer), traces, str(posterior))
         q_prompts = [q.encode(p) for p in q_prompts_text]
-        posterior_logps = score_with(
+        posterior_logps = score_in_parts(
             posterior,
             q_prompts,
             trace_ids,
@@ -75,6 +80,9 @@ def score(
             batch_size=bs,
             batch_tokens=batch_tokens,
             desc="score[q]",
+            job=job,
+            name="posterior",
+            chunk_rows=rows_per_part,
         )
 
     out_df = df.assign(
@@ -84,12 +92,14 @@ def score(
         answer_logps=answer_logps,
     )
     write_parquet(out_df, out)
+    job.finish()
     return out_df
 
 
 def rollout(params: dict, traces: str | Path, initial: str | Path, shard: int, out: str | Path) -> pd.DataFrame:
     """M answers per trace from pi_0(. | x, z); verdicts and acc per trace."""
     df = read_parquet(traces, C.POSTERIOR_TRACES)
+    job = JobCheckpoint.open(out, f"rollout[{shard}]", params, [traces, initial])
     cfg = params["rollout"]
     pi = prompter_for(params, load_tokenizer(initial))
     check_token_ids(df, "trace_token_ids", vocab_size(initial, pi.tokenizer), traces, str(initial))
@@ -107,7 +117,15 @@ def rollout(params: dict, traces: str | Path, initial: str | Path, shard: int, o
         batch_size=cfg["batch_size"],
         desc=f"rollout[{shard}]",
     )
-    samples = generate(initial, request, backend=params["sampling"]["backend"], tokenizer=pi.tokenizer)
+    samples = generate_in_parts(
+        initial,
+        request,
+        backend=params["sampling"]["backend"],
+        tokenizer=pi.tokenizer,
+        job=job,
+        name="rollouts",
+        chunk_prompts=params["checkpoint"]["chunk_prompts"],
+    )
     answers: list[list[str]] = [[] for _ in range(len(df))]
     for s in samples:
         answers[idx[s.prompt_index]].append(pi.tokenizer.decode(s.token_ids, skip_special_tokens=True).strip())
@@ -124,4 +142,5 @@ def rollout(params: dict, traces: str | Path, initial: str | Path, shard: int, o
         acc=[sum(v) / len(v) if v else 0.0 for v in verdicts],
     )
     write_parquet(out_df, out)
+    job.finish()
     return out_df

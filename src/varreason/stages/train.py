@@ -24,18 +24,25 @@ from varreason.modeling import (
     vocab_size,
 )
 from varreason.prompting import prompter_for
-from varreason.training import Example, train_sft
+from varreason.resume import JobCheckpoint
+from varreason.training import Checkpointing, Example, process_state, train_sft
 
 
-def _train(model, tokenizer, examples, params: dict, cfg: dict, seed: int, out_dir, desc: str) -> list[dict]:
+def _train(model, tokenizer, examples, params: dict, cfg: dict, seed: int, out_dir, desc: str, inputs) -> list[dict]:
     """Train (the top ``model.trainable_layers`` layers, or all) and save; under ``accelerate launch``
     every process trains and the main one saves.
 
-    The loss history (train_log.json) is written inside the checkpoint folder before its atomic
-    rename: a folder that exists is whole, which is what resuming after a kill relies on.
+    The loss history (train_log.json) is written inside the model folder before its atomic
+    rename: a folder that exists is whole. Until then the training state is checkpointed in
+    ``<out>.ckpt/`` (params ``checkpoint``; varreason/resume.py), and a restarted job with the same
+    inputs and params resumes from the newest checkpoint there.
     """
-    from accelerate import PartialState
-
+    state = process_state()
+    job = JobCheckpoint.open(out_dir, desc, params, inputs, extra=len(examples), rank=state.process_index)
+    job.ensure_dir()
+    state.wait_for_everyone()  # rank 0 has kept or cleared the folder
+    every = params["checkpoint"]
+    checkpointing = Checkpointing(job.dir, every["every_steps"], every["every_minutes"], every["keep"])
     freeze_lower_layers(model, params["model"].get("trainable_layers"))
     trained: dict = {}  # the main process's unwrapped model and full state dict, saved once the history is known
     history, _ = train_sft(
@@ -51,10 +58,12 @@ def _train(model, tokenizer, examples, params: dict, cfg: dict, seed: int, out_d
         desc=desc,
         grad_accum_steps=cfg.get("grad_accum_steps", 1),
         save=lambda m, state: trained.update(model=m, state_dict=state),
+        checkpointing=checkpointing,
     )
-    if PartialState().is_main_process:
+    if state.is_main_process:
         log = {"n_examples": len(examples), "history": history}
         save_model_atomic(trained["model"], tokenizer, out_dir, trained["state_dict"], {P.TRAIN_LOG: log})
+        job.finish()
     return history
 
 
@@ -77,7 +86,10 @@ def train_initial(params: dict, train: str | Path, out: str | Path, base: str | 
     df = read_parquet(train, ["question", "trace", "answer"])
     model, tokenizer = initial_model(params["model"], params["seed"], base)
     examples = original_examples(df, tokenizer, params)
-    return _train(model, tokenizer, examples, params, params["train_initial"], params["seed"], out, "train_initial")
+    inputs = [train] + ([base] if base else [])
+    return _train(
+        model, tokenizer, examples, params, params["train_initial"], params["seed"], out, "train_initial", inputs
+    )
 
 
 def train_posterior(
@@ -99,7 +111,8 @@ def train_posterior(
         for x, t, a in zip(df["question"], df["trace"], df["answer"], strict=True)
     ]
     model.train()
-    return _train(model, tokenizer, examples, params, cfg, params["seed"] + 1, out, "train_posterior")
+    inputs = [train, initial] + ([base] if base else [])
+    return _train(model, tokenizer, examples, params, cfg, params["seed"] + 1, out, "train_posterior", inputs)
 
 
 def update_posterior(params: dict, weights: str | Path, posterior: str | Path, out: str | Path) -> list[dict]:
@@ -121,7 +134,9 @@ def update_posterior(params: dict, weights: str | Path, posterior: str | Path, o
     ]
     model.train()
     cfg = params["update_posterior"]
-    return _train(model, tokenizer, examples, params, cfg, params["seed"] + 3, out, "update_posterior")
+    return _train(
+        model, tokenizer, examples, params, cfg, params["seed"] + 3, out, "update_posterior", [weights, posterior]
+    )
 
 
 def final_examples(df: pd.DataFrame, tokenizer, source: str | Path) -> list[Example]:
@@ -154,4 +169,5 @@ def train_final(
         params["seed"] + seed_offset,
         out,
         f"train_final[{Path(out).name}]",
+        [final_set, initial],
     )
