@@ -16,6 +16,7 @@ from varreason.launch import gpu_resources, train_launch, train_resources
 from varreason.locks import clear_stale_locks, clear_written_incomplete
 from varreason.params import load_params_file, overrides_between, validate_params
 from varreason.pipeline import COMMANDS
+from varreason.slurm_signals import forward_sigterm_to_jobs
 
 min_version("9.0")
 
@@ -25,6 +26,11 @@ shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.e
 
 
 configfile: "params.yaml"
+
+
+# Inside a SLURM job, SIGTERM (the time-limit warning, preemption) reaches the stage even where SLURM
+# signals only the step's first process (src/varreason/slurm_signals.py).
+forward_sigterm_to_jobs()
 
 
 # A run killed by SIGKILL leaves Snakemake's locks behind; with no other snakemake working in this

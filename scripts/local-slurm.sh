@@ -8,12 +8,17 @@
 #   scripts/local-slurm.sh status [DIR]
 #
 # DIR (default /tmp/varreason-slurm) holds state, spool, logs and PID files. The partition is `debug`.
+# VARREASON_SLURM_PROCTRACK=cgroup (default linuxproc) tracks a job's processes as most clusters do,
+# in a cgroup, with /etc/slurm/cgroup.conf (ours, removed by stop): SLURM then signals only a job
+# step's first process, not its children (docs/slurm.md#time-limits-and-preemption). Needs cgroups.
 # Why /etc/slurm, -N localhost and the other choices: docs/slurm.md (local cluster).
 set -euo pipefail
 
 cmd=${1:-}
 DIR=$(realpath -m "${2:-/tmp/varreason-slurm}")
 CONF=/etc/slurm/slurm.conf
+CGROUP_CONF=/etc/slurm/cgroup.conf
+PROCTRACK=${VARREASON_SLURM_PROCTRACK:-linuxproc}
 MARK="Written by varreason scripts/local-slurm.sh"
 
 die() { echo "local-slurm: $*" >&2; exit 1; }
@@ -88,7 +93,14 @@ write_conf() {
   local cpus mem
   cpus=$(nproc)
   mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 8 / 10 ))
+  case "$PROCTRACK" in linuxproc|cgroup) ;; *) die "VARREASON_SLURM_PROCTRACK: linuxproc or cgroup, not '$PROCTRACK'" ;; esac
   mkdir -p "$DIR"/{state,spool,log} /etc/slurm
+  if [ "$PROCTRACK" = cgroup ]; then
+    if [ -f "$CGROUP_CONF" ] && ! grep -q "$MARK" "$CGROUP_CONF"; then
+      die "$CGROUP_CONF is someone else's: not starting with VARREASON_SLURM_PROCTRACK=cgroup"
+    fi
+    printf '# %s\nCgroupAutomount=yes\nConstrainCores=no\nConstrainRAMSpace=no\n' "$MARK" > "$CGROUP_CONF"
+  fi
   if [ -f "$CONF" ] && ! grep -q "$MARK" "$CONF"; then
     mv "$CONF" "$CONF.varreason-backup"  # someone else's: put back by stop
     echo "local-slurm: moved the existing $CONF to $CONF.varreason-backup" >&2
@@ -102,7 +114,7 @@ SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 MpiDefault=none
-ProctrackType=proctrack/linuxproc
+ProctrackType=proctrack/$PROCTRACK
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
@@ -111,6 +123,8 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
 ReturnToService=2
+# SIGTERM at a time limit, scancel or preemption; SIGKILL this many seconds later (SLURM's default)
+KillWait=30
 # keep finished jobs visible to squeue, which the test profile polls (no accounting here)
 MinJobAge=600
 StateSaveLocation=$DIR/state
@@ -161,6 +175,7 @@ stop() {
   stop_pid munged "$DIR/munged.pid"
   # Our config must not outlive our controller: with a slurm.conf naming a controller that is not
   # there, every `scontrol` waits ~9 s, and Snakemake's SLURM plugin runs one each time it starts.
+  if [ -f "$CGROUP_CONF" ] && grep -q "$MARK" "$CGROUP_CONF"; then rm -f "$CGROUP_CONF"; fi
   if [ -f "$CONF" ] && grep -q "$MARK" "$CONF"; then
     rm -f "$CONF"
     if [ -f "$CONF.varreason-backup" ]; then mv "$CONF.varreason-backup" "$CONF"; fi

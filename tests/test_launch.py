@@ -161,3 +161,29 @@ def test_the_jobstep_plugin_runs_a_multi_node_command_without_its_own_srun(monke
     multi, single = calls
     assert multi == "SNAKEMAKE-JOB"
     assert single.startswith("srun -n1 ") and "--nodes=1" in single
+
+
+def test_sigterm_reaches_the_jobs_of_the_snakemake_inside_a_slurm_job(monkeypatch):
+    """The wrapper of Snakemake's SIGTERM handler: applied only in a SLURM job, and it signals the children."""
+    import signal as signals
+    import subprocess
+    import sys
+
+    from snakemake.scheduling import job_scheduler
+
+    from varreason.slurm_signals import forward_sigterm_to_jobs
+
+    original = job_scheduler.JobScheduler.exit_gracefully
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    assert not forward_sigterm_to_jobs() and job_scheduler.JobScheduler.exit_gracefully is original
+    monkeypatch.setenv("SLURM_JOB_ID", "1")
+    monkeypatch.setattr(job_scheduler.JobScheduler, "exit_gracefully", lambda self, *a: calls.append(a))
+    calls: list = []
+    assert forward_sigterm_to_jobs() and forward_sigterm_to_jobs()  # once, however often it is called
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        job_scheduler.JobScheduler.exit_gracefully(object(), signals.SIGTERM, None)
+        assert child.wait(timeout=30) == -signals.SIGTERM
+    finally:
+        child.kill()
+    assert calls == [(signals.SIGTERM, None)]  # then Snakemake's own handler

@@ -2,7 +2,9 @@
 
 The cluster is brought up by scripts/local-slurm.sh (Debian's slurm-wlm and munge; root needed) and
 stopped by PID at the end. One job is cancelled with `scancel` while it runs: the profile's retries
-resubmit it and the workflow completes with the same outputs as a local run.
+resubmit it and the workflow completes with the same outputs as a local run. A training job whose work
+is longer than its 2-minute time limit gets the profile's warning signal, saves a checkpoint, exits
+with status 75, is resubmitted and resumes, until it is done; its outputs equal a local run's.
 """
 
 import json
@@ -151,3 +153,135 @@ def test_doctor_sees_the_controller_and_a_stale_config(cluster, tmp_path, monkey
     monkeypatch.setenv("SLURM_CONF", str(stale))
     slurm = {c.name: c for c in doctor.check_environment(tmp_path, params)}["slurm"]
     assert slurm.status == "warning" and "is down" in slurm.detail and "local-slurm.sh stop" in slurm.fix
+
+
+# The time-limit test: pi_0's training made longer than its time limit by a sleep after every step
+# (src/varreason/training.py), so that it needs several attempts on any machine.
+STEP_SLEEP_S = 2.25  # x 60 steps (smoke preset) = 135 s of sleep alone, more than the 2-minute limit
+TIME_LIMIT_MINUTES = 2
+# SLURM checks time limits and warning times every 30 s and sends the warning once at most lead + 30 s
+# are left (sbatch(1): "up to 60 seconds earlier than specified"): with a 20-second lead, 70-100 s
+# into a 2-minute job, and the limit itself is enforced at least 30 s after it. An attempt thus
+# trains for at least 70 s less its start (~10 s here): 2 or 3 attempts, the retries leave room.
+TIME_LIMIT_SIGNAL = "--signal=TERM@20"
+TIME_LIMIT_RETRIES = 8
+STOP_MESSAGE = "varreason: SIGTERM received: stopping with status 75 to be resumed"
+
+
+def _snakemake(args, work: Path, log: Path, env=None, timeout: float = 600) -> str:
+    with log.open("w") as out:
+        rc = subprocess.run(
+            [BIN / "snakemake", "-s", REPO / "Snakefile", *args],
+            cwd=work,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            timeout=timeout,
+        ).returncode
+    text = log.read_text()
+    assert rc == 0, text[-4000:]
+    return text
+
+
+@pytest.fixture(scope="module")
+def time_limit_run(cluster, tmp_path_factory):
+    """pi_0's training through the profile, 2-minute limit: (work, Snakemake log, each attempt's rule log,
+    the checkpoints seen)."""
+    work = tmp_path_factory.mktemp("slurm-time-limit")
+    params = yaml.safe_load((REPO / "workflow" / "presets" / "smoke.yaml").read_text())
+    # no periodic checkpoints: every checkpoint is one written on the signal (no result depends on these)
+    params["checkpoint"].update(every_steps=None, every_minutes=None)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    profile_dir = local_profile(work / "profile")
+    profile = yaml.safe_load((profile_dir / "config.yaml").read_text())
+    assert "--signal=TERM@" in profile["default-resources"]["slurm_extra"]  # the shipped profile's
+    profile["retries"] = TIME_LIMIT_RETRIES
+    profile["set-resources"] = {
+        "train_initial": {"runtime": TIME_LIMIT_MINUTES, "slurm_extra": f"'{TIME_LIMIT_SIGNAL}'"}
+    }
+    (profile_dir / "config.yaml").write_text(yaml.safe_dump(profile))
+    rule_log = work / "logs" / "train_initial.log"
+    ckpt = work / "data" / "models" / "initial.ckpt"
+    log = work / "snakemake.log"
+    # sbatch --export=ALL (the plugin's): the submitting environment reaches the job
+    env = {**os.environ, "VARREASON_TEST_STEP_SLEEP_S": str(STEP_SLEEP_S)}
+    attempts, checkpoints = [], set()  # each attempt's rule log (--log truncates it), checkpoints seen
+    start = time.time()
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [BIN / "snakemake", "-s", REPO / "Snakefile", "--profile", profile_dir, "data/models/initial"],
+            cwd=work,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        while proc.poll() is None:
+            assert time.time() - start < 900, "the time-limited training did not finish in 15 minutes"
+            text = rule_log.read_text() if rule_log.exists() else ""
+            if text:
+                if not attempts or len(text) < len(attempts[-1]):  # a new attempt truncated the log
+                    attempts.append(text)
+                else:
+                    attempts[-1] = text
+            if ckpt.exists():
+                checkpoints |= {p.name for p in ckpt.glob("step-*") if not p.name.endswith(".tmp")}
+            time.sleep(0.25)
+    text = log.read_text()
+    assert proc.returncode == 0, text[-4000:]
+    attempts[-1] = rule_log.read_text()
+    print(f"\ntime-limited training: {time.time() - start:.0f} s; checkpoints written: {sorted(checkpoints)}")
+    return work, text, attempts, checkpoints
+
+
+def test_time_limited_training_resumes_across_resubmissions(time_limit_run, tmp_path):
+    work, text, attempts, checkpoints = time_limit_run
+    jobs = re.findall(r"submitted with SLURM jobid (\d+) \(log: [^)]*rule_train_initial/", text)
+    assert len(jobs) >= 2, text[-4000:]  # the work is longer than the limit: at least one resubmission
+    assert len(jobs) <= TIME_LIMIT_RETRIES + 1
+    asked = [line for line in text.splitlines() if f"slurm_extra={TIME_LIMIT_SIGNAL}," in line]
+    assert len(asked) == len(jobs) and all(f" runtime={TIME_LIMIT_MINUTES}," in line for line in asked), asked
+    slurm_logs = work / ".snakemake" / "slurm_logs" / "rule_train_initial"
+    for jobid in jobs[:-1]:
+        # the profile's warning signal reached the job step (not the time limit), and the stage exited 75
+        job_log = (slurm_logs / f"{jobid}.log").read_text()
+        assert re.search(rf"\*\*\* STEP {jobid}\.0 ON \S+ CANCELLED AT \S+ \*\*\*", job_log), job_log[-3000:]
+        assert "returned non-zero exit status 75" in job_log, job_log[-3000:]
+    assert text.count("Error in rule train_initial") == len(jobs) - 1
+    # the stop message of a stopped attempt (the next attempt's --log truncates it: seen while running)
+    assert any(STOP_MESSAGE in a for a in attempts), [a[-500:] for a in attempts]
+    # the last attempt resumed from the newest checkpoint, which a stopped attempt wrote on the signal
+    final = attempts[-1]
+    resumed = [int(s) for s in re.findall(r"resuming from step (\d+) of 60", final)]
+    assert len(resumed) == 1 and 0 < resumed[0] < 60, final[-2000:]
+    steps = sorted(int(c.split("-")[1]) for c in checkpoints)
+    assert steps and steps[-1] == resumed[0], (steps, resumed)
+    assert not (work / "data" / "models" / "initial.ckpt").exists()
+    starts = [re.findall(r"resuming from step (\d+)", a) for a in attempts]
+    print(
+        f"time-limited training: {len(jobs)} attempts (SLURM jobs {jobs}); checkpoints at steps {steps}; "
+        f"the attempts seen started from steps {[int(s[0]) if s else 0 for s in starts]}"
+    )
+
+    # the same outputs as a local run of the same params without the sleep
+    local = tmp_path / "local"
+    local.mkdir()
+    shutil.copy(work / "params.yaml", local / "params.yaml")
+    _snakemake(["--cores", "1", "data/models/initial"], local, tmp_path / "local.log")
+    produced = sorted(
+        p.relative_to(local)
+        for d in ("data", "metrics")
+        if (local / d).exists()
+        for p in (local / d).rglob("*")
+        if p.is_file()
+    )
+    assert any(p.name == "model.safetensors" for p in produced), produced
+    on_cluster = sorted(
+        p.relative_to(work)
+        for d in ("data", "metrics")
+        if (work / d).exists()
+        for p in (work / d).rglob("*")
+        if p.is_file()
+    )
+    assert on_cluster == produced
+    for rel in produced:
+        assert (work / rel).read_bytes() == (local / rel).read_bytes(), rel
