@@ -29,7 +29,6 @@ from varreason.io import write_parquet
 from varreason.resume import JobCheckpoint, heartbeat
 
 SAMPLE_COLUMNS = ["prompt_index", "sample_index", "seed", "token_ids", "logps", "finish_reason"]
-SCORE_COLUMNS = ["row", "logps"]
 
 
 def part_files(folder: Path, name: str) -> list[Path]:

@@ -32,6 +32,7 @@ from pathlib import Path
 EXIT_REQUEUE = 75  # EX_TEMPFAIL: stopped to be run again; any non-zero status makes Snakemake retry
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 JOB_FILE = "job.json"
+STATE_FILE = "trainer_state.json"  # in each training checkpoint: step, steps, loss history
 HEARTBEAT_ENV = "VARREASON_HEARTBEAT"  # a file a long loop rewrites with its position (tests, monitoring)
 
 HASH_LIMIT = 64 << 20  # input files up to this size are fingerprinted by content
@@ -94,6 +95,12 @@ def heartbeat(position: str) -> None:
         tmp = f"{path}.tmp"
         Path(tmp).write_text(position + "\n")
         os.replace(tmp, path)  # a reader never sees half a line
+
+
+def checkpoints(folder: str | Path) -> list[Path]:
+    """The complete training checkpoints in ``folder``, oldest first (a ``.tmp`` one was cut short)."""
+    found = [p for p in Path(folder).glob("step-*") if p.is_dir() and not p.name.endswith(".tmp")]
+    return sorted((p for p in found if (p / STATE_FILE).exists()), key=lambda p: int(p.name.split("-")[1]))
 
 
 def _file_stats(paths: Iterable[str | Path]) -> list:
@@ -192,15 +199,12 @@ def describe(out: str | Path) -> str | None:
     folder = checkpoint_dir(out)
     if not folder.is_dir():
         return None
-    steps = []
-    for d in folder.glob("step-*"):
+    for d in reversed(checkpoints(folder)):
         try:
-            state = json.loads((d / "trainer_state.json").read_text())
-            steps.append((state["step"], state.get("steps")))
+            state = json.loads((d / STATE_FILE).read_text())
+            step, total = state["step"], state.get("steps")
         except (OSError, ValueError, KeyError):
-            continue  # a save that was cut short: not resumed from
-    if steps:
-        step, total = max(steps)
+            continue  # unreadable: the training would fail on it too; the older one is reported
         return f"the training checkpoint at step {step}" + (f" of {total}" if total else "") + f" ({folder})"
     parts: dict[str, int] = {}
     for p in folder.glob("*.parquet"):

@@ -36,7 +36,14 @@ from transformers import get_cosine_schedule_with_warmup
 
 from varreason.logprobs import pad_batch, token_logps
 from varreason.progress import progress
-from varreason.resume import exit_if_stop_requested, heartbeat, stop_deferred, stop_requested
+from varreason.resume import (
+    STATE_FILE,
+    checkpoints,
+    exit_if_stop_requested,
+    heartbeat,
+    stop_deferred,
+    stop_requested,
+)
 
 MAX_GRAD_NORM = 1.0
 
@@ -59,17 +66,9 @@ class Checkpointing:
     keep: int = 2
 
 
-STATE_FILE = "trainer_state.json"
 # Seconds to sleep after each optimiser step: makes a tiny run as long as a real one, so that the
 # tests can hit a SLURM time limit or a kill in the middle of training. Unset: no sleep.
 STEP_SLEEP_ENV = "VARREASON_TEST_STEP_SLEEP_S"
-
-
-def checkpoints(folder: str | Path) -> list[Path]:
-    """The complete checkpoints in ``folder``, oldest first (a ``.tmp`` one was cut short)."""
-    folder = Path(folder)
-    found = [p for p in folder.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp")]
-    return sorted((p for p in found if (p / STATE_FILE).exists()), key=lambda p: int(p.name.split("-")[1]))
 
 
 def _save_checkpoint(accelerator: Accelerator, ckpt: Checkpointing, step: int, state: dict) -> None:
