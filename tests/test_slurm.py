@@ -168,6 +168,12 @@ TIME_LIMIT_RETRIES = 8
 STOP_MESSAGE = "varreason: SIGTERM received: stopping with status 75 to be resumed"
 
 
+def _output_files(run: Path) -> list[Path]:
+    """Every file under ``run``'s data/ and metrics/, relative to ``run``."""
+    found = (p for d in ("data", "metrics") if (run / d).exists() for p in (run / d).rglob("*"))
+    return sorted(p.relative_to(run) for p in found if p.is_file())
+
+
 def _snakemake(args, work: Path, log: Path, env=None, timeout: float = 600) -> str:
     with log.open("w") as out:
         rc = subprocess.run(
@@ -267,21 +273,8 @@ def test_time_limited_training_resumes_across_resubmissions(time_limit_run, tmp_
     local.mkdir()
     shutil.copy(work / "params.yaml", local / "params.yaml")
     _snakemake(["--cores", "1", "data/models/initial"], local, tmp_path / "local.log")
-    produced = sorted(
-        p.relative_to(local)
-        for d in ("data", "metrics")
-        if (local / d).exists()
-        for p in (local / d).rglob("*")
-        if p.is_file()
-    )
+    produced = _output_files(local)
     assert any(p.name == "model.safetensors" for p in produced), produced
-    on_cluster = sorted(
-        p.relative_to(work)
-        for d in ("data", "metrics")
-        if (work / d).exists()
-        for p in (work / d).rglob("*")
-        if p.is_file()
-    )
-    assert on_cluster == produced
+    assert _output_files(work) == produced
     for rel in produced:
         assert (work / rel).read_bytes() == (local / rel).read_bytes(), rel
