@@ -67,11 +67,13 @@ import logging
 import re
 from collections.abc import Sequence
 
+from varreason.sandbox import Limits
 from varreason.verify_extract import gold_answer, prediction_answer
 from varreason.verify_pool import VerifierPool, map_shared
 
-KINDS = ("exact", "math", "choice")
+KINDS = ("exact", "math", "choice", "choice10", "code")
 CHOICE_LETTERS = "ABCD"
+CHOICE10_LETTERS = "ABCDEFGHIJ"
 
 # --------------------------------------------------------------------------------------- exact / choice
 
@@ -81,34 +83,49 @@ def check_exact(gold: str, prediction: str | None) -> bool:
     return prediction is not None and str(prediction).strip() == str(gold).strip()
 
 
-_BOXED_LETTER = re.compile(r"\\boxed\s*\{\s*(?:\\text(?:bf)?\s*\{\s*)?\(?\s*([A-D])\s*\)?\s*\}?\s*\}")
-_ANSWER_IS_LETTER = re.compile(
-    r"(?i:answer)\s*(?:(?i:is)|:)?\s*(?:(?i:option|choice)\s*)?[:\s]*[*_]*\s*\(?\s*([A-D])\s*\)?(?![A-Za-z0-9_])"
-)
-_STANDALONE_LETTER = re.compile(r"(?<![A-Za-z0-9_\\])\(?([A-D])\)?(?![A-Za-z0-9_])")
+def _letter_patterns(letters: str) -> tuple[re.Pattern, ...]:
+    r = f"[{letters[0]}-{letters[-1]}]"
+    return (
+        re.compile(rf"\\boxed\s*\{{\s*(?:\\text(?:bf)?\s*\{{\s*)?\(?\s*({r})\s*\)?\s*\}}?\s*\}}"),
+        re.compile(
+            rf"(?i:answer)\s*(?:(?i:is)|:)?\s*(?:(?i:option|choice)\s*)?[:\s]*[*_]*\s*\(?\s*({r})\s*\)?(?![A-Za-z0-9_])"
+        ),
+        re.compile(rf"(?<![A-Za-z0-9_\\])\(?({r})\)?(?![A-Za-z0-9_])"),
+    )
 
 
-def extract_choice(text: str | None) -> str | None:
-    """The chosen letter A-D in model output: last \\boxed{X}, else last "answer is X", else last lone A-D."""
+_PATTERNS = {letters: _letter_patterns(letters) for letters in (CHOICE_LETTERS, CHOICE10_LETTERS)}
+
+
+def extract_choice(text: str | None, letters: str = CHOICE_LETTERS) -> str | None:
+    """The chosen letter in model output: last \\boxed{X}, else last "answer is X", else last lone letter.
+
+    ``letters``: "ABCD" (kind ``choice``) or "ABCDEFGHIJ" (kind ``choice10``, MMLU-Pro's ten options).
+    """
     if not text:
         return None
-    for pattern in (_BOXED_LETTER, _ANSWER_IS_LETTER, _STANDALONE_LETTER):
+    for pattern in _PATTERNS[letters]:
         found = pattern.findall(text)
         if found:
             return found[-1].upper()
     return None
 
 
-def _gold_letter(gold: str) -> str:
+def _gold_letter(gold: str, letters: str = CHOICE_LETTERS) -> str:
     g = str(gold).strip().strip("()").strip().upper()
-    if len(g) != 1 or g not in CHOICE_LETTERS:
-        raise ValueError(f"multiple-choice gold must be one of {list(CHOICE_LETTERS)}, got {gold!r}")
+    if len(g) != 1 or g not in letters:
+        raise ValueError(f"multiple-choice gold must be one of {list(letters)}, got {gold!r}")
     return g
 
 
 def check_choice(gold: str, prediction: str | None) -> bool:
-    """True when the letter extracted from the prediction is the gold letter."""
+    """True when the letter A-D extracted from the prediction is the gold letter."""
     return extract_choice(prediction) == _gold_letter(gold)
+
+
+def check_choice10(gold: str, prediction: str | None) -> bool:
+    """True when the letter A-J extracted from the prediction is the gold letter (MMLU-Pro)."""
+    return extract_choice(prediction, CHOICE10_LETTERS) == _gold_letter(gold, CHOICE10_LETTERS)
 
 
 # ------------------------------------------------------------------------------------------------ math
@@ -172,7 +189,7 @@ def check_math(gold: str, prediction: str | None) -> bool:
         return False
 
 
-CHECKS = {"exact": check_exact, "math": check_math, "choice": check_choice}
+CHECKS = {"exact": check_exact, "math": check_math, "choice": check_choice, "choice10": check_choice10}
 
 
 # ------------------------------------------------------------------------------------------- public API
@@ -207,23 +224,62 @@ def verify_many(
     timeout_s: float | None = 5.0,
     workers: int = 1,
     pool: VerifierPool | None = None,
+    code_limits: Limits | None = None,
 ) -> list[bool]:
     """Verify each prediction against its gold; ``kind`` is one for all or one per item.
 
     Math checks run in ``workers`` worker processes (or the given ``pool``), each limited to
     ``timeout_s`` seconds (a check past it is False; its worker is killed and replaced); identical
     (gold, prediction) pairs are checked once. Exact and choice checks run here (they are regexes).
+    Code checks run the answer's program in ``workers`` sandboxes (``verdicts`` keeps why one failed).
     """
+    found = verdicts(golds, predictions, kind=kind, timeout_s=timeout_s, workers=workers, pool=pool,
+                     code_limits=code_limits)  # fmt: skip
+    return [v == "pass" for v in found]
+
+
+def verdicts(
+    golds: Sequence[str],
+    predictions: Sequence[str | None],
+    *,
+    kind: str | Sequence[str] = "math",
+    timeout_s: float | None = 5.0,
+    workers: int = 1,
+    pool: VerifierPool | None = None,
+    code_limits: Limits | None = None,
+) -> list[str]:
+    """``verify_many``'s answers as verdicts: "pass" or "fail", and for code also "timeout" or "error"
+    (``varreason.verify_code``; its sandbox limits are ``code_limits``, the default ``Limits()``)."""
     golds, predictions = list(golds), list(predictions)
     if len(golds) != len(predictions):
         raise ValueError(f"{len(golds)} golds but {len(predictions)} predictions")
     kinds = [kind] * len(golds) if isinstance(kind, str) else list(kind)
     if len(kinds) != len(golds):
         raise ValueError(f"{len(kinds)} kinds for {len(golds)} items")
-    bad = sorted({k for k in kinds if k not in CHECKS})
+    bad = sorted({k for k in kinds if k not in KINDS})
     if bad:
         raise ValueError(f"unknown verifier kind(s) {bad}; expected one of {list(KINDS)}")
+    out = [""] * len(golds)
+    code = [i for i, k in enumerate(kinds) if k == "code"]
+    if code:
+        from varreason import verify_code
 
+        found = verify_code.verdicts([golds[i] for i in code], [predictions[i] for i in code], code_limits, workers)
+        for i, v in zip(code, found, strict=True):
+            out[i] = v
+    rest = [i for i, k in enumerate(kinds) if k != "code"]
+    ok = _check_many([golds[i] for i in rest], [predictions[i] for i in rest], [kinds[i] for i in rest],
+                     timeout_s, workers, pool)  # fmt: skip
+    for i, good in zip(rest, ok, strict=True):
+        out[i] = "pass" if good else "fail"
+    return out
+
+
+def _check_many(
+    golds: list[str], predictions: list[str | None], kinds: list[str], timeout_s: float | None, workers: int,
+    pool: VerifierPool | None,
+) -> list[bool]:  # fmt: skip
+    """Exact, choice and math checks (math in worker processes, identical pairs once)."""
     results = [False] * len(golds)
     unique: dict[tuple[str, str | None], list[int]] = {}
     for i, (k, g, p) in enumerate(zip(kinds, golds, predictions, strict=True)):
@@ -237,13 +293,13 @@ def verify_many(
         return results
     keys = list(unique)
     if timeout_s is None and workers == 1 and pool is None:
-        verdicts = [check_math(g, p) for g, p in keys]
+        found = [check_math(g, p) for g, p in keys]
     elif pool is not None:
-        verdicts = pool.map(["math"] * len(keys), [g for g, _ in keys], [p for _, p in keys], timeout_s)
+        found = pool.map(["math"] * len(keys), [g for g, _ in keys], [p for _, p in keys], timeout_s)
     else:
         with VerifierPool(workers) as own:
-            verdicts = own.map(["math"] * len(keys), [g for g, _ in keys], [p for _, p in keys], timeout_s)
-    for key, ok in zip(keys, verdicts, strict=True):
+            found = own.map(["math"] * len(keys), [g for g, _ in keys], [p for _, p in keys], timeout_s)
+    for key, ok in zip(keys, found, strict=True):
         for i in unique[key]:
             results[i] = ok
     return results
