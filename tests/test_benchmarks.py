@@ -316,13 +316,17 @@ def test_hub_failure_is_an_input_error(monkeypatch):
 
 
 def test_registry_settings_are_the_papers_protocol():
-    assert set(BENCHMARKS) == {"math500", "aime24", "aime25", "amc23", "gpqa_diamond", "olympiadbench"}
+    math = {"math500", "aime24", "aime25", "amc23", "olympiadbench"}
+    assert set(BENCHMARKS) == math | {"gpqa_diamond", "mmlu_pro", "livecodebench", "humaneval"}
     for spec in BENCHMARKS.values():
         assert spec.temperature == 0.7 and spec.top_p == 1.0 and spec.max_new_tokens == 38912
-        assert spec.verifier in ("math", "choice")
-    assert get_spec("gpqa_diamond").verifier == "choice"
+    verifiers = {name: spec.verifier for name, spec in BENCHMARKS.items()}
+    assert verifiers == {**dict.fromkeys(math, "math"), "gpqa_diamond": "choice", "mmlu_pro": "choice10",
+                         "livecodebench": "code", "humaneval": "code"}  # fmt: skip
     n = {name: spec.n_samples for name, spec in BENCHMARKS.items()}
-    assert n == {"aime24": 32, "aime25": 32, "amc23": 32, "gpqa_diamond": 8, "math500": 2, "olympiadbench": 2}
+    assert n == {"aime24": 32, "aime25": 32, "amc23": 32, "gpqa_diamond": 8, "math500": 2, "olympiadbench": 2,
+                 "mmlu_pro": 1, "livecodebench": 8, "humaneval": 8}  # fmt: skip
+    assert (get_spec("livecodebench").timeout_s, get_spec("humaneval").timeout_s) == (6.0, 3.0)
     with pytest.raises(ValueError, match="unknown benchmark"):
         get_spec("mmlu")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import errno
+import gzip
 import json
 import os
 import shutil
@@ -266,9 +267,9 @@ def _read_json(path: Path) -> pd.DataFrame:
     return pd.DataFrame.from_records(obj)
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
+def _read_jsonl(path: Path, text: str | None = None) -> pd.DataFrame:
     records = []
-    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+    for lineno, line in enumerate((read_text(path) if text is None else text).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -282,11 +283,17 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """A local Parquet / JSONL / JSON / CSV file as a DataFrame; InputError when missing or unreadable."""
+    """A local Parquet / JSONL (or .jsonl.gz) / JSON / CSV file as a DataFrame; InputError when missing or bad."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
     suffix = path.suffix.lower()
+    if path.name.lower().endswith(".jsonl.gz"):
+        try:
+            text = gzip.decompress(path.read_bytes()).decode("utf-8")
+        except (OSError, EOFError, UnicodeDecodeError) as e:
+            raise InputError(f"{path}: not a readable gzipped JSONL file ({e})") from e
+        return _read_jsonl(path, text)
     if suffix == ".parquet":
         try:
             return pd.read_parquet(path)

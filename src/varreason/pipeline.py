@@ -215,14 +215,18 @@ STAGES = [
         "evaluate-benchmark",
         "varreason.stages.evaluate:evaluate_benchmark",
         "greedy accuracy, avg@n and pass@k of one model (of this run, or any checkpoint: --model) on a "
-        "math/science benchmark, with the paper's protocol",
+        "math, science, knowledge or code benchmark, with the paper's protocol (code runs in a sandbox)",
         {
             "name": Opt(
                 default=lambda o, _: P.model_name(o["model"]),
                 help="model name, e.g. initial, sft, rft, vr-gml, vr-acc",
                 show="the last part of --model",
             ),
-            "benchmark": Opt(required=True, help="math500, aime24, aime25, amc23, gpqa_diamond or olympiadbench"),
+            "benchmark": Opt(
+                required=True,
+                help="math500, aime24, aime25, amc23, gpqa_diamond, olympiadbench, mmlu_pro, livecodebench "
+                "or humaneval",
+            ),
             "model": Opt(help="any checkpoint: a directory or hub id (default: the run's model of --name)"),
             "source": Opt(
                 help="the benchmark's file or hub id (default: its evaluate.benchmarks entry, else its hub id)"

@@ -47,7 +47,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HARNESS = Path(__file__).with_name("sandbox_harness.py")
@@ -407,7 +407,3 @@ def run_programs(
 
     with ThreadPoolExecutor(max_workers=len(slots)) as ex:
         return list(ex.map(one, jobs))
-
-
-def limits_dict(limits: Limits) -> dict:
-    return asdict(limits)

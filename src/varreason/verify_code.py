@@ -2,13 +2,14 @@
 
 A code problem's gold (the benchmark's ``answer``) is a JSON object, ``code_gold`` builds it:
 ``style`` ("stdin", "functional" or "script"), ``tests`` (each ``{"input", "output"}``),
-``fn_name`` (functional), ``prelude`` (code put before the model's program: HumanEval's imports),
-``epilogue`` (code put after it: HumanEval's ``check``) and ``prompt`` (HumanEval's function
-header, put before a program that does not define ``entry_point`` itself).
+``fn_name`` (functional), ``prelude`` (code put before the model's program: LiveCodeBench's
+imports), ``epilogue`` (code put after it: HumanEval's ``check``) and ``prompt`` (HumanEval's
+function header, put right before the model's code: a whole function redefines it, a bare body
+continues it; ``entry_point`` names that function).
 
-- The program: the last fenced code block of the answer (```` ```python ```` or ```` ``` ````), as
-  LiveCodeBench's ``extract_code`` takes it; an answer with no complete block has no program
-  (a failure).
+- The program: the last fenced code block of the answer, as LiveCodeBench's ``extract_code`` takes
+  it (the lines between the last two lines that contain ```` ``` ````); an answer with no complete
+  block has no program (a failure).
 - The tests run in order in one sandbox (``varreason.sandbox``) and stop at the first that does
   not pass. A test's verdict: ``pass``; ``fail`` (wrong output, a failed assert); ``timeout``
   (past ``timeout_s`` wall-clock or its CPU seconds); ``error`` (it crashed, exceeded a limit,
@@ -24,14 +25,13 @@ header, put before a program that does not define ``entry_point`` itself).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
 from varreason.sandbox import Limits, run_programs
 
 VERDICTS = ("pass", "fail", "timeout", "error")
-_FENCE = re.compile(r"^\s*```")
+_FENCE = "```"
 
 
 def code_gold(
@@ -56,18 +56,16 @@ def extract_code(answer: str | None) -> str | None:
     if not answer:
         return None
     lines = answer.split("\n")
-    fences = [i for i, line in enumerate(lines) if _FENCE.match(line)]
+    fences = [i for i, line in enumerate(lines) if _FENCE in line]
     if len(fences) < 2:
         return None
     return "\n".join(lines[fences[-2] + 1 : fences[-1]])
 
 
 def program_of(gold: dict, code: str) -> str:
-    """The program run: prelude, the model's code (after the prompt when it lacks the entry point), epilogue."""
-    entry = gold.get("entry_point")
-    if entry and gold.get("prompt") and not re.search(rf"^\s*def\s+{re.escape(entry)}\s*\(", code, re.M):
-        code = gold["prompt"] + code  # a body that continues HumanEval's header
-    return "\n".join(p for p in (gold.get("prelude", ""), code, gold.get("epilogue", "")) if p) + "\n"
+    """The program run: prelude, the prompt (HumanEval's header), the model's code, the epilogue."""
+    parts = (gold.get("prelude", ""), (gold.get("prompt") or "") + code, gold.get("epilogue", ""))
+    return "\n".join(p for p in parts if p) + "\n"
 
 
 def _numbers_equal(a: str, b: str) -> bool:

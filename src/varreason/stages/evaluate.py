@@ -8,15 +8,24 @@ new-token limit unless its ``evaluate.benchmarks`` entry replaces them), the tes
 ``evaluate.n_samples``, ``evaluate.temperature`` and ``evaluate.max_new_tokens``. Every sample ends
 at the end-of-turn token or, where the format closes its answer with a tag (``<|end_of_solution|>``
 in the reasoning format), after that tag.
+
+Code benchmarks (LiveCodeBench, HumanEval) run each answer's program in a sandbox
+(varreason/sandbox.py) with ``evaluate.code``'s limits and the benchmark's per-test
+``timeout_s``, ``evaluate.code.workers`` sandboxes at a time (null: the stage's threads). Each row
+keeps its ``verdict`` (pass, fail, timeout, error; the last two count as wrong and are counted
+apart in the metrics) and, for code, a short description of its tests instead of the tests
+themselves. Metrics are also given per ``group`` (LiveCodeBench's difficulty, MMLU-Pro's category).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from varreason import columns as C
 from varreason import paths as P
@@ -28,9 +37,11 @@ from varreason.io import InputError, read_parquet, write_json, write_parquet
 from varreason.modeling import load_tokenizer
 from varreason.prompting import prompter_for
 from varreason.resume import JobCheckpoint
+from varreason.sandbox import Limits
 from varreason.shards import shard_seed
 from varreason.task import trace_check
-from varreason.verify import verify_many
+from varreason.verify import verdicts
+from varreason.verify_code import VERDICTS
 
 
 def model_of(name: str, model: str | Path | None) -> str | Path:
@@ -64,6 +75,13 @@ def evaluate(
     )
 
 
+def code_limits(params: dict, timeout_s: float | None) -> Limits:
+    """The sandbox limits of ``evaluate.code`` with a benchmark's per-test timeout."""
+    cfg = {k: v for k, v in params["evaluate"].get("code", {}).items() if v is not None}
+    limits = Limits.from_params(cfg)
+    return replace(limits, timeout_s=timeout_s) if timeout_s else limits
+
+
 def evaluate_benchmark(
     params: dict,
     model: str | Path | None,
@@ -93,7 +111,7 @@ def evaluate_benchmark(
     if source is not None:
         entry = {**entry, "source": source} if isinstance(entry, dict) else source
     source, spec = benchmark_settings(benchmark, entry)
-    questions = load_benchmark(benchmark, source, seed=params["seed"]).rename(columns={"answer": "gold"})
+    questions = load_benchmark(benchmark, source, seed=params["seed"], spec=spec).rename(columns={"answer": "gold"})
     return _evaluate(
         params,
         model_dir,
@@ -104,6 +122,7 @@ def evaluate_benchmark(
         spec.max_new_tokens,
         out,
         metrics,
+        limits=code_limits(params, spec.timeout_s) if spec.verifier == "code" else None,
     )
 
 
@@ -117,10 +136,16 @@ def _evaluate(
     max_new_tokens: int,
     out: str | Path,
     metrics_out: str | Path,
+    limits: Limits | None = None,
 ) -> dict:
-    """Greedy and ``n_samples`` sampled completions per question, verified; rows to ``out``, metrics."""
+    """Greedy and ``n_samples`` sampled completions per question, verified; rows to ``out``, metrics.
+
+    ``limits``: the code sandbox's (code questions only)."""
     test = questions.reset_index(drop=True)
-    what = [name, n_samples, temperature, max_new_tokens, int(pd.util.hash_pandas_object(test.astype(str)).sum())]
+    if "group" not in test:
+        test = test.assign(group="")
+    checksum = int(pd.util.hash_pandas_object(test.astype(str)).sum())
+    what = [name, n_samples, temperature, max_new_tokens, checksum, *([asdict(limits)] if limits else [])]
     job = JobCheckpoint.open(out, f"evaluate[{name}]", params, [model_dir], extra=what)
     cfg = params["evaluate"]
     pi = prompter_for(params, load_tokenizer(model_dir))
@@ -156,14 +181,20 @@ def _evaluate(
     samples = [("greedy", s) for s in greedy] + [("sampled", s) for s in sampled]
     texts = [pi.tokenizer.decode(s.token_ids, skip_special_tokens=True) for _, s in samples]
     split = [pi.split(t) for t in texts]
-    correct = verify_many(
+    kinds = [test["verifier"][s.prompt_index] for _, s in samples]
+    code = "code" in kinds
+    workers = (cfg.get("code") or {}).get("workers") or torch.get_num_threads()
+    found = verdicts(
         [test["gold"][s.prompt_index] for _, s in samples],
-        [a for _, a in split],
-        kind=[test["verifier"][s.prompt_index] for _, s in samples],
+        [a for _, a in split],  # the solution section; for code, its last code block is the program
+        kind=kinds,
+        workers=workers if code else 1,
+        code_limits=limits,
     )
+    shown = {i: describe_code_gold(g) for i, g in enumerate(test["gold"]) if test["verifier"][i] == "code"}
     synthetic = params["task"]["source"] == "synthetic"
     rows = []
-    for (kind, s), text, (trace, predicted), ok in zip(samples, texts, split, correct, strict=True):
+    for (kind, s), text, (trace, predicted), verdict in zip(samples, texts, split, found, strict=True):
         q = test["question"][s.prompt_index]
         valid, steps = trace_check(q, trace, params["task"]["modulus"]) if synthetic else (None, None)
         rows.append(
@@ -173,8 +204,10 @@ def _evaluate(
                 "sample_index": s.sample_index,
                 "completion": text,
                 "predicted_answer": predicted,
-                "answer": test["gold"][s.prompt_index],
-                "correct": ok,
+                "answer": shown.get(s.prompt_index, test["gold"][s.prompt_index]),
+                "correct": verdict == "pass",
+                "verdict": verdict,
+                "group": test["group"][s.prompt_index],
                 "trace_valid": valid,
                 "trace_steps": steps,
                 "finish_reason": s.finish_reason,
@@ -182,14 +215,21 @@ def _evaluate(
         )
     df = pd.DataFrame(rows)
     write_parquet(df, out)
-    metrics = summarise(df, sorted({*(k for k in cfg["pass_k"] if k <= n_samples), n_samples}))
+    metrics = summarise(df, sorted({*(k for k in cfg["pass_k"] if k <= n_samples), n_samples}), by_group=True)
     metrics["model"] = name
     write_json(metrics, metrics_out)
     job.finish()
     return metrics
 
 
-def summarise(df: pd.DataFrame, pass_k: list[int]) -> dict:
+def describe_code_gold(gold: str) -> str:
+    """What a code question's gold holds, in a few words (the tests themselves can be megabytes)."""
+    g = json.loads(gold)
+    fn = f" {g['fn_name']}" if g.get("fn_name") else ""
+    return f"{len(g['tests'])} {g['style']}{fn} test(s)"
+
+
+def _accuracy(df: pd.DataFrame, pass_k: list[int]) -> dict:
     g = df[df["decoding"] == "greedy"]
     s = df[df["decoding"] == "sampled"]
     per_q = s.groupby("question_id")["correct"].agg(["sum", "count"])
@@ -204,7 +244,22 @@ def summarise(df: pd.DataFrame, pass_k: list[int]) -> dict:
         out[f"pass@{k}"] = float(
             np.mean([pass_at_k(int(n), int(c), k) for c, n in zip(per_q["sum"], per_q["count"], strict=True)])
         )
+    return out
+
+
+def summarise(df: pd.DataFrame, pass_k: list[int], by_group: bool = False) -> dict:
+    """Greedy accuracy (± SE), avg@n and pass@k; with ``by_group``, verdict counts per decoding and
+    the same accuracies per group where the rows have groups."""
+    out = _accuracy(df, pass_k)
+    g = df[df["decoding"] == "greedy"]
     if g["trace_valid"].notna().any():
         out["greedy_trace_valid"] = float(g["trace_valid"].astype(float).mean())
         out["greedy_trace_steps"] = float(g["trace_steps"].astype(float).mean())
+    if by_group and "verdict" in df:
+        out["verdicts"] = {
+            d: {v: int((df[df["decoding"] == d]["verdict"] == v).sum()) for v in VERDICTS}
+            for d in ("greedy", "sampled")
+        }
+    if by_group and "group" in df and (df["group"] != "").any():
+        out["groups"] = {str(k): _accuracy(part, pass_k) for k, part in df.groupby("group", sort=True)}
     return out
