@@ -9,6 +9,7 @@ cgroup or temporary folder left, the repository unchanged, the test's listener n
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from varreason import sandbox
+from varreason import sandbox, sandbox_cgroups
 from varreason.sandbox import Limits, run_program
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +83,7 @@ def _clean_host(iso: sandbox.Isolation) -> list[str]:
     groups = _leftover_cgroups(iso)
     if groups:
         left.append(f"cgroups: {groups}")
-        sandbox._remove_cgroups(groups)
+        sandbox_cgroups.remove(groups)
     tmp = _leftover_tmp()
     if tmp:
         left.append(f"temporary folders: {tmp}")
@@ -429,3 +430,46 @@ def test_many_programs_one_hangs(timeout_holds, host):
     results = sandbox.run_programs(jobs, LIMITS, workers=2)
     assert results[0][0]["status"] == "timeout"
     assert [r[0]["stdout"] for r in results[1:]] == [f"{i}\n" for i in range(12)]
+
+
+# ---------------------------------------------------------------------- the fallback: no namespaces
+
+
+@pytest.fixture(scope="module")
+def fallback(iso):
+    """The sandbox as on a machine where ``unshare`` fails: own user, rlimits and cgroups only."""
+    if not iso.root:
+        pytest.skip("the fallback's own user needs root (as on CI and the developer machines)")
+    return dataclasses.replace(iso, unshare=())
+
+
+def test_fallback_probes_then_a_fork_bomb(fallback, host):
+    """Without namespaces: the process limit, the timeout, a clean environment and the repository's
+    permissions still hold (probed harmlessly first); then a fork bomb is contained and reaped."""
+    assert "NOT isolated" in "; ".join(fallback.describe())
+    res = _run(f"import os\nprint(os.getuid() >= {sandbox.UID_BASE}, os.environ.get('HOME', ''))", iso=fallback)
+    own_user, home = res[0]["stdout"].split()
+    assert own_user == "True" and home.startswith("/tmp/varreason-sandbox-")
+    res = _run("""
+        import os, time
+        n = 0
+        for _ in range(40):
+            try:
+                pid = os.fork()
+            except OSError:
+                break
+            if pid == 0:
+                time.sleep(1.5)
+                os._exit(0)
+            n += 1
+        print(n)
+    """, iso=fallback)  # fmt: skip
+    assert 0 < int(res[0]["stdout"]) < LIMITS.processes, res
+    assert _run("import time; time.sleep(60)", iso=fallback)[0]["status"] == "timeout"
+    res = _run(f"open({str(REPO / 'pwned.txt')!r}, 'w')", iso=fallback)
+    assert res[0]["status"] == "exit" and "PermissionError" in res[0]["stderr"], res
+    res = _run("import os; print(os.environ.get('VARREASON_SANDBOX_SECRET'))", iso=fallback)
+    assert res[0]["stdout"] == "None\n"
+    assert not _clean_host(fallback)
+    res = _run("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", iso=fallback)
+    assert res[0]["status"] == "timeout"

@@ -1,10 +1,8 @@
 """Running programs a model wrote: a sandbox per program, limits checked before they are trusted.
 
-``run_program(program, tests, style, fn_name, limits)`` runs one program against its test inputs in
-a sandbox and returns one result per test it ran (``varreason.sandbox_harness`` documents a
-result); ``judge(index, result)`` decides after each test whether to go on (the code verifier stops
-at the first failure). ``run_programs`` runs many, ``workers`` at a time; a program that hangs holds
-one worker for at most its tests' time limits.
+``run_program(program, tests, style, fn_name, limits)`` runs one program on its test inputs in a
+sandbox: one result per test it ran, while ``judge(index, result)`` says go on. ``run_programs``
+runs many, ``workers`` at a time; one that hangs holds a worker for at most its tests' time limits.
 
 What a sandbox is, layer by layer (``isolation()`` finds which layers this machine allows, once, and
 ``describe()`` says so in words):
@@ -27,9 +25,8 @@ What a sandbox is, layer by layer (``isolation()`` finds which layers this machi
 - cgroups (v1 or v2, where this process may create one): a process limit and a memory limit for the
   whole sandbox, not just per process; every process in it is killed afterwards.
 
-The interpreter that runs programs is the first of ``python`` (a param), this one, its base
-interpreter and ``/usr/bin/python3`` that the sandbox's user can start (a venv under a home only
-root may enter is not).
+The interpreter: the first of ``python`` (a param), this one, its base interpreter and
+``/usr/bin/python3`` that the sandbox's user can start (not a venv under a home only root enters).
 """
 
 from __future__ import annotations
@@ -49,6 +46,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from varreason import sandbox_cgroups as CG
+from varreason.progress import progress
 
 HARNESS = Path(__file__).with_name("sandbox_harness.py")
 UID_BASE = 100_000
@@ -127,38 +127,6 @@ def _runs(cmd: list[str], **kw) -> bool:
         return False
 
 
-def _own_cgroups() -> dict[str, str]:
-    """controller -> this process's cgroup path, from /proc/self/cgroup (v1 lines and the v2 line "")."""
-    out = {}
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        for c in controllers.split(",") if controllers else [""]:
-            out[c] = path
-    return out
-
-
-def _cgroup_parents() -> list[tuple[str, str]]:
-    """Writable cgroup folders with a pids and a memory controller: v1 per controller, else v2."""
-    root, own, found = Path("/sys/fs/cgroup"), _own_cgroups(), []
-    for c in ("pids", "memory"):
-        if c in own and (root / c / "cgroup.procs").exists():
-            found.append((f"{c}-v1", str(root / c / own[c].lstrip("/"))))
-    if not found and "" in own and (root / "cgroup.controllers").exists():
-        parent = root / own[""].lstrip("/")
-        enabled = (parent / "cgroup.subtree_control").read_text().split() if parent.exists() else []
-        found = [(f"{c}-v2", str(parent)) for c in ("pids", "memory") if c in enabled]
-    usable = []
-    for kind, parent in found:
-        probe = Path(parent) / f"varreason-probe-{os.getpid()}"
-        try:
-            probe.mkdir()
-            probe.rmdir()
-            usable.append((kind, parent))
-        except OSError:
-            continue
-    return usable
-
-
 @functools.lru_cache(maxsize=4)
 def isolation(python: str | None = None) -> Isolation:
     """Probe, once per interpreter choice: namespaces, cgroups, an interpreter the sandbox can run."""
@@ -176,7 +144,7 @@ def isolation(python: str | None = None) -> Isolation:
             notes.append("unshare failed here: no network, mount or PID namespace")
     else:
         notes.append("no unshare command (util-linux): no namespaces")
-    cgroups = tuple(_cgroup_parents()) if root else ()
+    cgroups = tuple(CG.parents()) if root else ()
     iso = Isolation(root, unshare, cgroups, python or sys.executable, tuple(notes))
     candidates = [python] if python else [sys.executable, getattr(sys, "_base_executable", ""), "/usr/bin/python3"]
     for exe in dict.fromkeys(c for c in candidates if c):
@@ -200,51 +168,6 @@ def _ids(slot: int) -> tuple[int, int]:
     """(uid, gid) of a worker's sandbox user: distinct per host process and worker."""
     uid = UID_BASE + (os.getpid() % 100_000) * 64 + slot % 64
     return uid, uid
-
-
-def _make_cgroups(iso: Isolation, limits: Limits, slot: int) -> list[Path]:
-    with _counter_lock:
-        n = next(_counter)
-    made: list[Path] = []
-    try:
-        for kind, parent in iso.cgroups:
-            d = Path(parent) / f"varreason-sandbox-{os.getpid()}-{slot}-{n}"
-            d.mkdir(exist_ok=True)
-            made.append(d)
-            memory = str(limits.memory_mb * _MB)
-            if kind == "pids-v1" or kind == "pids-v2":
-                (d / "pids.max").write_text(str(limits.processes))
-            elif kind == "memory-v1":
-                (d / "memory.limit_in_bytes").write_text(memory)
-                if (d / "memory.memsw.limit_in_bytes").exists():
-                    (d / "memory.memsw.limit_in_bytes").write_text(memory)
-            else:
-                (d / "memory.max").write_text(memory)
-                if (d / "memory.swap.max").exists():
-                    (d / "memory.swap.max").write_text("0")
-    except OSError as e:
-        _remove_cgroups(made)
-        raise SandboxError(f"cgroup set-up failed: {e}") from e
-    return made
-
-
-def _remove_cgroups(dirs: list[Path]) -> None:
-    for d in dirs:
-        for _ in range(200):
-            try:
-                pids = [int(p) for p in (d / "cgroup.procs").read_text().split()]
-            except OSError:
-                break
-            for p in pids:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except OSError:
-                    pass
-            try:
-                d.rmdir()
-                break
-            except OSError:
-                time.sleep(0.01)
 
 
 class _Lines:
@@ -295,7 +218,12 @@ def run_program(
     host_dir = None if iso.unshare else tempfile.mkdtemp(prefix="varreason-sandbox-")
     if host_dir and uid is not None:
         os.chown(host_dir, uid, gid)
-    cgroups = _make_cgroups(iso, limits, slot)
+    with _counter_lock:
+        name = f"varreason-sandbox-{os.getpid()}-{slot}-{next(_counter)}"
+    try:
+        cgroups = CG.make(iso.cgroups, name, limits.memory_mb * _MB, limits.processes)
+    except OSError as e:
+        raise SandboxError(f"cgroup set-up failed: {e}") from e
     job = {
         "limits": {"memory_bytes": limits.memory_mb * _MB, "processes": limits.processes,
                    "file_bytes": limits.file_mb * _MB, "open_files": limits.open_files},
@@ -350,6 +278,11 @@ def _stderr(proc: subprocess.Popen) -> str:
 
 def _end(proc: subprocess.Popen, cgroups: list[Path], host_dir: str | None, uid: int | None) -> None:
     """Kill everything the sandbox started and remove what it left."""
+    try:
+        proc.stdin.close()  # the harness then kills what is left and reaps it (the normal end)
+        proc.wait(timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
     # The harness first, so that unshare reaps it (killed together, the harness is orphaned to the
     # host's init, which may never reap it); its PID namespace dies with it. Then unshare and the rest.
     try:
@@ -376,7 +309,7 @@ def _end(proc: subprocess.Popen, cgroups: list[Path], host_dir: str | None, uid:
         except OSError:
             pass
     proc.wait()
-    _remove_cgroups(cgroups)
+    CG.remove(cgroups)
     if uid is not None:  # no PID namespace: whatever left the process group still runs as that uid
         subprocess.run(["kill", "-9", "-1"], user=uid, group=uid, extra_groups=[], capture_output=True, check=False)
     if host_dir:
@@ -390,7 +323,9 @@ def run_programs(
     slots = list(range(max(1, workers)))
     free = threading.Semaphore(len(slots))
     lock = threading.Lock()
-    isolation(limits.python)  # probe once, before the threads
+    iso = isolation(limits.python)  # probe once, before the threads
+    if jobs:
+        print(f"sandbox ({len(jobs)} programs, {len(slots)} at a time): " + "; ".join(iso.describe()), file=sys.stderr)
 
     def one(job: dict) -> list[dict]:
         free.acquire()
@@ -406,4 +341,4 @@ def run_programs(
             free.release()
 
     with ThreadPoolExecutor(max_workers=len(slots)) as ex:
-        return list(ex.map(one, jobs))
+        return list(progress(ex.map(one, jobs), desc="programs", total=len(jobs), unit="program"))

@@ -35,7 +35,7 @@ import traceback
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 1, 2, 4, 16384, 1 << 18
 AT_RECURSIVE, MOUNT_ATTR_RDONLY, SYS_MOUNT_SETATTR = 0x8000, 0x1, 442
-PR_SET_NO_NEW_PRIVS = 38
+PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 38, 36
 EXIT_ASSERTION = 3  # a script-style test's assert failed: a wrong answer, not a crash
 WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # the world-writable places, each a fresh tmpfs
 
@@ -81,6 +81,9 @@ def setup(job):
     os.chmod(job["workdir"], 0o700)
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(NO_NEW_PRIVS)")
+    # orphans of a program come to this process (not to the host's init, which may never reap them)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(CHILD_SUBREAPER)")
     lim = job["limits"]
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NOFILE, (lim["open_files"], lim["open_files"]))
@@ -148,22 +151,28 @@ def child(job, test, fds):
     os._exit(code)
 
 
-def kill_rest(pgid, pid_namespace):
-    """Kill every process of the test: all but this one in its PID namespace, else its process group."""
+def kill_rest(pgid, everything):
+    """Kill every process of the test: with ``everything`` (a PID namespace of its own, or a user of
+    its own) all the processes this one may signal but itself, else the test's process group."""
     try:
-        os.kill(-1, signal.SIGKILL) if pid_namespace else os.killpg(pgid, signal.SIGKILL)
+        os.kill(-1, signal.SIGKILL) if everything else os.killpg(pgid, signal.SIGKILL)
     except OSError:
         pass
 
 
-def reap_all():
+def reap_all(block=False):
+    """Reap the children that ended (``block``: every child, waiting for each)."""
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, _ = os.waitpid(-1, 0 if block else os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
+
+
+def everything(job):
+    return bool(job.get("pid_namespace") or job.get("uid") is not None)
 
 
 def run_test(job, index, test):
@@ -215,7 +224,7 @@ def run_test(job, index, test):
         else:
             timed_out = True
     elapsed = time.monotonic() - start
-    kill_rest(pid, job.get("pid_namespace"))
+    kill_rest(pid, everything(job))
     if status is None:
         try:
             _, status = os.waitpid(pid, 0)
@@ -255,6 +264,9 @@ def main():
         send(run_test(job, index, test))
         if sys.stdin.readline().strip() != "go":
             break
+    if everything(job):
+        kill_rest(0, True)  # whatever left its test's process group, then reap it all
+    reap_all(block=everything(job))
 
 
 if __name__ == "__main__":
