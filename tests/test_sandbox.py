@@ -29,6 +29,21 @@ LIMITS = Limits(timeout_s=2.0, memory_mb=512, processes=16, file_mb=16, disk_mb=
 OUTER_S = 180  # the whole run_program call, however the sandbox breaks
 SECRET = "varreason-test-secret-7f3a"
 ESCAPED = "escaped"  # a hostile program prints it only when its attack worked: "pass" is a breach
+# harmless: 40 children that each exit after 1.5 s; prints how many forks succeeded
+FORK_40 = """
+        import os, time
+        n = 0
+        for _ in range(40):
+            try:
+                pid = os.fork()
+            except OSError:
+                break
+            if pid == 0:
+                time.sleep(1.5)
+                os._exit(0)
+            n += 1
+        print(n)
+"""  # a hostile program prints it only when its attack worked: "pass" is a breach
 
 
 @pytest.fixture(scope="module")
@@ -143,20 +158,7 @@ def host(iso, listener):
 @pytest.fixture(scope="module")
 def process_limit_holds(iso):
     """At most LIMITS.processes processes: fork 40 short-lived children (harmless if the limit fails)."""
-    res = _run("""
-        import os, time
-        n = 0
-        for _ in range(40):
-            try:
-                pid = os.fork()
-            except OSError:
-                break
-            if pid == 0:
-                time.sleep(1.5)
-                os._exit(0)
-            n += 1
-        print(n)
-    """)
+    res = _run(FORK_40)
     assert res[0]["status"] == "ok", res
     n = int(res[0]["stdout"])
     print(f"forked {n} children under a limit of {LIMITS.processes}")
@@ -450,20 +452,7 @@ def test_fallback_probes_then_a_fork_bomb(fallback, host):
     res = _run(f"import os\nprint(os.getuid() >= {sandbox.UID_BASE}, os.environ.get('HOME', ''))", iso=fallback)
     own_user, home = res[0]["stdout"].split()
     assert own_user == "True" and home.startswith("/tmp/varreason-sandbox-")
-    res = _run("""
-        import os, time
-        n = 0
-        for _ in range(40):
-            try:
-                pid = os.fork()
-            except OSError:
-                break
-            if pid == 0:
-                time.sleep(1.5)
-                os._exit(0)
-            n += 1
-        print(n)
-    """, iso=fallback)  # fmt: skip
+    res = _run(FORK_40, iso=fallback)
     assert 0 < int(res[0]["stdout"]) < LIMITS.processes, res
     assert _run("import time; time.sleep(60)", iso=fallback)[0]["status"] == "timeout"
     res = _run(f"open({str(REPO / 'pwned.txt')!r}, 'w')", iso=fallback)

@@ -208,34 +208,22 @@ def verify_math(gold: str, prediction: str | None, timeout_s: float | None = 5.0
 
 
 def verify(gold: str, prediction: str | None, kind: str = "math", *, timeout_s: float | None = 5.0) -> bool:
-    """Dispatch on ``kind``: "exact", "math" (math-verify, time-limited) or "choice" (letter A-D)."""
+    """Dispatch on ``kind``: "exact", "math" (math-verify, time-limited), "choice" (letter A-D),
+    "choice10" (A-J) or "code" (the answer's program against the gold's tests, in a sandbox)."""
     if kind == "math":
         return verify_math(gold, prediction, timeout_s)
+    if kind == "code":
+        from varreason import verify_code
+
+        return verify_code.verdicts([gold], [prediction])[0] == "pass"
     if kind not in CHECKS:
         raise ValueError(f"unknown verifier kind {kind!r}; expected one of {list(KINDS)}")
     return CHECKS[kind](gold, prediction)
 
 
-def verify_many(
-    golds: Sequence[str],
-    predictions: Sequence[str | None],
-    *,
-    kind: str | Sequence[str] = "math",
-    timeout_s: float | None = 5.0,
-    workers: int = 1,
-    pool: VerifierPool | None = None,
-    code_limits: Limits | None = None,
-) -> list[bool]:
-    """Verify each prediction against its gold; ``kind`` is one for all or one per item.
-
-    Math checks run in ``workers`` worker processes (or the given ``pool``), each limited to
-    ``timeout_s`` seconds (a check past it is False; its worker is killed and replaced); identical
-    (gold, prediction) pairs are checked once. Exact and choice checks run here (they are regexes).
-    Code checks run the answer's program in ``workers`` sandboxes (``verdicts`` keeps why one failed).
-    """
-    found = verdicts(golds, predictions, kind=kind, timeout_s=timeout_s, workers=workers, pool=pool,
-                     code_limits=code_limits)  # fmt: skip
-    return [v == "pass" for v in found]
+def verify_many(golds: Sequence[str], predictions: Sequence[str | None], **options) -> list[bool]:
+    """True where ``verdicts`` (same arguments) says "pass"."""
+    return [v == "pass" for v in verdicts(golds, predictions, **options)]
 
 
 def verdicts(
@@ -248,8 +236,15 @@ def verdicts(
     pool: VerifierPool | None = None,
     code_limits: Limits | None = None,
 ) -> list[str]:
-    """``verify_many``'s answers as verdicts: "pass" or "fail", and for code also "timeout" or "error"
-    (``varreason.verify_code``; its sandbox limits are ``code_limits``, the default ``Limits()``)."""
+    """Verify each prediction against its gold; ``kind`` is one for all or one per item.
+
+    Math checks run in ``workers`` worker processes (or the given ``pool``), each limited to
+    ``timeout_s`` seconds (a check past it is False; its worker is killed and replaced); identical
+    (gold, prediction) pairs are checked once. Exact and choice checks run here (they are regexes).
+    Code checks run the answer's program in ``workers`` sandboxes (``varreason.verify_code``, limits
+    ``code_limits``, default ``Limits()``). Verdicts: "pass" or "fail", for code also "timeout" or
+    "error".
+    """
     golds, predictions = list(golds), list(predictions)
     if len(golds) != len(predictions):
         raise ValueError(f"{len(golds)} golds but {len(predictions)} predictions")
