@@ -250,7 +250,15 @@ STAGES = [
             "html": Opt(default=P.REPORT_HTML, help="the report page (one self-contained HTML file); '' to skip it"),
             "plots": Opt(default=P.REPORT_PLOTS_DIR, help="folder for each page plot's data (CSV) and drawing (PNG)"),
         },
-        reads=("seed", "sampling.k", "sampling.shards", "select.mode", "select.threshold", "task.source"),
+        reads=(
+            "seed",
+            "sampling.k",
+            "sampling.shards",
+            "select.mode",
+            "select.threshold",
+            "task.source",
+            "evaluate.benchmarks",
+        ),  # fmt: skip
         writes=("summary", "page", "accuracy_plot", "iwae_plot", "html", "plots"),
     ),
     Command(

@@ -54,6 +54,7 @@ report: "../report/workflow.rst"
 rule report:
     input:
         evals=expand(P.EVAL_METRICS, model=list(P.EVAL_MODELS)),
+        bench=expand(P.BENCH_METRICS, model=list(P.EVAL_MODELS), benchmark=BENCHMARKS),
         weights=expand(P.WEIGHT_METRICS, estimator=P.ESTIMATORS),
         sets=expand(P.FINAL_SET_METRICS, estimator=P.ESTIMATORS)
         + expand(P.BASELINE_SET_METRICS, baseline=P.BASELINES),

@@ -24,9 +24,14 @@ from varreason import paths as P
 from varreason import report_page as RP
 from varreason.corpus import own_accuracy, per_question
 from varreason.io import InputError, read_parquet, write_json, write_text
+from varreason.report_benchmarks import (
+    ORDER,
+    benchmarks_html,
+    benchmarks_markdown,
+    load_benchmark_metrics,
+    metric_columns,
+)
 from varreason.traces import load_corpus
-
-ORDER = ["initial", "sft", "rft", "vr-gml", "vr-acc"]
 
 
 def _csv(rows: list[dict]) -> str:
@@ -68,15 +73,6 @@ def results_table(models: dict[str, dict], sets: dict[str, dict]) -> tuple[list[
         cells.append(str(sets.get(n, {}).get("n_examples", "-")))
         rows.append([n, *cells])
     return [LABELS.get(c, c) for c in keys], rows, keys
-
-
-def metric_columns(metrics: dict) -> list[str]:
-    """Accuracy columns of one model's metrics: greedy, avg@n, then pass@k by k."""
-    return (
-        ["greedy_acc"]
-        + [k for k in metrics if k.startswith("avg@")]
-        + sorted((k for k in metrics if k.startswith("pass@")), key=lambda k: int(k.split("@")[1]))
-    )
 
 
 def weights_table(weights: dict[str, dict], sets: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
@@ -131,8 +127,12 @@ def report(
     page_out: str | Path,
     accuracy_plot: str | Path | None = None,
     iwae_plot: str | Path | None = None,
+    bench_metrics: dict[str, dict[str, str | Path]] | None = None,
 ) -> str:
+    """The held-out table, the weights table and (``bench_metrics``: benchmark -> model -> file) the
+    benchmark tables, into ``summary_out`` (JSON) and ``page_out`` (markdown); returns the page."""
     models, weights, sets = load_metrics(eval_metrics, weight_metrics, set_metrics)
+    bench = load_benchmark_metrics(bench_metrics or {})
     header, rows, _ = results_table(models, sets)
     n_q = next(iter(models.values()))["n_questions"]
     page = (
@@ -140,6 +140,8 @@ def report(
         f"Held-out accuracy in % on {n_q} questions (± one standard error of the greedy accuracy).\n\n"
         f"{_markdown(header, rows)}\n\n## Importance weights\n\n{_markdown(*weights_table(weights, sets))}\n"
     )
+    if bench:
+        page += "\n" + benchmarks_markdown(bench)
     if accuracy_plot:
         cols = metric_columns(models[rows[0][0]])
         write_text(_csv([{"model": r[0], **{c: models[r[0]][c] for c in cols}} for r in rows]), accuracy_plot)
@@ -150,7 +152,7 @@ def report(
             for k, b in w.get("iwae_bound_by_k", {}).items()
         ]
         write_text(_csv(iwae), iwae_plot)
-    write_json({"models": models, "weights": weights, "training_sets": sets}, summary_out)
+    write_json({"models": models, "weights": weights, "training_sets": sets, "benchmarks": bench}, summary_out)
     write_text(page, page_out)
     return page
 
@@ -174,11 +176,16 @@ def run_report(
             **{b: P.BASELINE_SET_METRICS.format(baseline=b) for b in P.BASELINES},
         },
     )
-    text = report(*metrics, summary, page, accuracy_plot, iwae_plot)
+    bench = {
+        b: {n: P.BENCH_METRICS.format(model=n, benchmark=b) for n in P.EVAL_MODELS}
+        for b in params["evaluate"]["benchmarks"]
+    }
+    text = report(*metrics, summary, page, accuracy_plot, iwae_plot, bench)
     if html:
         report_html(
             params,
             *metrics,
+            bench_metrics=bench,
             corpora={e: P.WEIGHTED_TRACES.format(estimator=e) for e in P.ESTIMATORS},
             initial_samples=P.shards(P.INITIAL_SAMPLES, params["sampling"]["shards"]),
             eval_samples={n: P.EVAL_SAMPLES.format(model=n) for n in P.EVAL_MODELS},
@@ -239,12 +246,14 @@ def report_html(
     html_out: str | Path,
     plots_dir: str | Path,
     examples_per_bin: int = 2,
+    bench_metrics: dict[str, dict[str, str | Path]] | None = None,
 ) -> Path:
     """The report page. ``corpora``: estimator -> weights table; ``eval_samples``: model -> per-sample
     eval rows (``initial`` among them); ``model_dirs``: trained model -> checkpoint (its train_log.json)."""
     plots_dir = Path(plots_dir)
     k = params["sampling"]["k"]
     models, weights, sets = load_metrics(eval_metrics, weight_metrics, set_metrics)
+    bench = load_benchmark_metrics(bench_metrics or {})
     n_test = next(iter(models.values()))["n_questions"]
     traces = {e: load_corpus(p, params, initial_samples) for e, p in corpora.items()}
     acc = own_accuracy(initial_samples)
@@ -347,6 +356,11 @@ def report_html(
                 "Results",
                 f'<p class="note">Held-out accuracy in % on {n_test} questions (± one standard error of the '
                 "greedy accuracy).</p>" + _results_html(models, sets),
+            ),
+            *(
+                [("Benchmarks", benchmarks_html(bench))]
+                if (bench := load_benchmark_metrics(bench_metrics or {}))
+                else []
             ),
             ("Importance weights", RP.table_html(*weights_table(weights, sets), "weights")),
             ("Plots", '<div class="plots">' + "\n".join(figures) + "</div>"),
