@@ -194,20 +194,22 @@ def humaneval():
     return df, records
 
 
-def test_humaneval_canonical_solutions_pass_and_empty_bodies_fail(humaneval):
+def test_humaneval_canonical_solutions_pass_and_empty_bodies_fail(humaneval, capsys):
     df, records = humaneval
     assert len(df) == 164 and list(df["question_id"])[:2] == ["humaneval/HumanEval/0", "humaneval/HumanEval/1"]
     limits = Limits(timeout_s=3.0)
     canonical = [f"```python\n{r['prompt']}{r['canonical_solution']}```" for r in records]
     start = time.perf_counter()
     found = V.verdicts(list(df["answer"]), canonical, limits, workers=2)
-    print(f"HumanEval: 164 canonical solutions in {time.perf_counter() - start:.1f} s with 2 sandboxes")
+    with capsys.disabled():  # shown in the test run's output, not captured
+        print(f"\nHumanEval: 164 canonical solutions in {time.perf_counter() - start:.1f} s with 2 sandboxes")
     assert found.count("pass") == 164, [r["task_id"] for r, v in zip(records, found, strict=True) if v != "pass"]
     empty = [f"```python\n{r['prompt']}    return None\n```" for r in records]
     start = time.perf_counter()
     found = V.verdicts(list(df["answer"]), empty, limits, workers=2)
     counts = pd.Series(found).value_counts().to_dict()
-    print(f"HumanEval: 164 `return None` bodies in {time.perf_counter() - start:.1f} s: {counts}")
+    with capsys.disabled():
+        print(f"HumanEval: 164 `return None` bodies in {time.perf_counter() - start:.1f} s: {counts}")
     assert found.count("pass") == 0
 
 

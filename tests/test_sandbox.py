@@ -235,6 +235,20 @@ def repo_read_only(iso):
 
 
 @pytest.fixture(scope="module")
+def open_files_limited(iso):
+    res = _run(f"""
+        kept = []
+        try:
+            for _ in range({4 * LIMITS.open_files}):
+                kept.append(open("/dev/null"))
+        except OSError as e:
+            print(len(kept), e.errno)
+    """)
+    n, errno_ = res[0]["stdout"].split()
+    assert int(n) < LIMITS.open_files and int(errno_) == 24, res  # EMFILE
+
+
+@pytest.fixture(scope="module")
 def host_unsignalable(iso):
     """Signal 0 (a permission check that delivers nothing) to this test process must fail."""
     res = _run(f"""
@@ -262,6 +276,7 @@ def test_probes_pass(
     network_isolated,
     environment_clean,
     repo_read_only,
+    open_files_limited,
     host_unsignalable,
     timeout_holds,
 ):
