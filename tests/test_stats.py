@@ -97,3 +97,38 @@ def test_difficulty_bins_edges_and_shares():
     assert len(BIN_LABELS) == 4
     with pytest.raises(ValueError):
         difficulty_bin([1.2])
+
+
+def test_holm_against_a_hand_computed_example():
+    from varreason.stats import holm
+
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> made monotone: 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([0.02]) == pytest.approx([0.02]) and holm([]) == []
+
+
+def test_sign_flip_p_against_brute_force_enumeration():
+    from varreason.stats import sign_flip_p
+
+    rng = np.random.default_rng(0)
+    for n in (1, 3, 5, 8):
+        for _ in range(5):
+            d = rng.normal(0.5, 1.0, n).round(2)
+            observed = abs(d.sum())
+            flips = [
+                abs(sum(s * x for s, x in zip(signs, d, strict=True))) for signs in itertools.product((1, -1), repeat=n)
+            ]
+            brute = sum(f >= observed - 1e-9 for f in flips) / 2**n
+            assert sign_flip_p(d) == pytest.approx(brute)
+    assert sign_flip_p([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(2 / 32)  # all positive: the smallest p
+    with pytest.raises(ValueError):
+        sign_flip_p([])
+
+
+def test_paired_t_p_matches_the_t_distribution():
+    from varreason.stats import paired_t_p
+
+    # mean 2, sd 1.5811 over 5: t = 2.828 at 4 df -> two-sided p = 0.0474 (tables)
+    assert paired_t_p([0.0, 1.0, 2.0, 3.0, 4.0]) == pytest.approx(0.0474, abs=5e-4)
+    assert paired_t_p([1.0, 1.0]) == 0.0 and paired_t_p([0.0, 0.0]) == 1.0

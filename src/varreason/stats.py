@@ -1,4 +1,5 @@
-"""Small statistics for the claims report: intervals across seeds, paired tests, difficulty bins.
+"""Small statistics for the claims report: intervals across seeds, paired tests (t and exact
+sign-flip), Holm's multiple-comparison adjustment, difficulty bins.
 
 No scipy in the default install, so the Student-t quantile is computed here (Simpson integration of
 the density, then bisection); tests check it against tables and by brute-force coverage.
@@ -103,3 +104,49 @@ def bin_shares(bins: np.ndarray, mass: Sequence[float] | None = None) -> list[fl
     w = np.ones(len(bins)) if mass is None else np.asarray(mass, dtype=float)
     total = w.sum()
     return [float(w[bins == i].sum() / total) if total > 0 else 0.0 for i in range(len(BIN_LABELS))]
+
+
+# ------------------------------------------------------------------- tests across seeds, and a family
+
+
+def paired_t_p(differences: Sequence[float]) -> float:
+    """Two-sided p-value of the paired t-test that the mean of ``differences`` (one per seed) is 0."""
+    d = np.asarray(differences, dtype=float)
+    if len(d) < 2:
+        raise ValueError("a paired t-test needs at least two differences")
+    se = d.std(ddof=1) / math.sqrt(len(d))
+    if se == 0:
+        return 1.0 if d.mean() == 0 else 0.0
+    return float(min(1.0, 2 * (1 - t_cdf(abs(d.mean()) / se, len(d) - 1))))
+
+
+def sign_flip_p(differences: Sequence[float], max_exact: int = 20) -> float:
+    """Exact two-sided sign-flip permutation p-value for a zero mean of paired ``differences``.
+
+    Under the null each difference is as likely positive as negative: the p-value is the share of
+    the 2^n sign patterns whose |mean| is at least the observed one. The observed pattern and its
+    mirror image always count, so p >= 2 / 2^n: with 5 seeds no result gets below 1/16.
+    """
+    d = np.asarray(differences, dtype=float)
+    n = len(d)
+    if n == 0 or n > max_exact:
+        raise ValueError(f"sign_flip_p enumerates 2^n patterns: n must be 1 to {max_exact}, got {n}")
+    patterns = (np.arange(1 << n)[:, None] >> np.arange(n)) & 1  # each row: which signs flip
+    sums = np.abs(((1 - 2 * patterns) * d).sum(axis=1))
+    observed = abs(d.sum())
+    return float(np.mean(sums >= observed - 1e-12 * max(1.0, observed)))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error control), in the input's order.
+
+    The i-th smallest p (0-based) is multiplied by (m - i), then made non-decreasing along that
+    order and capped at 1; a hypothesis is rejected at level alpha when its adjusted p <= alpha.
+    """
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    out = np.empty(m)
+    out[order] = adjusted
+    return out.tolist()
