@@ -8,6 +8,7 @@ difficulty, MMLU-Pro's category) under each model, labelled ``model: group``.
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -85,5 +86,5 @@ def benchmarks_html(bench: dict[str, dict[str, dict]]) -> str:
     parts = ['<p class="note">Accuracy in % (± one standard error of the greedy accuracy); timeouts and errors '
              "of code benchmarks count as wrong and are counted apart.</p>"]  # fmt: skip
     for name, by_model in bench.items():
-        parts.append(f"<h3>{name}</h3>" + table_html(*benchmark_table(by_model), f"benchmark-{name}"))
+        parts.append(f"<h3>{html.escape(name)}</h3>" + table_html(*benchmark_table(by_model), f"benchmark-{name}"))
     return "\n".join(parts)

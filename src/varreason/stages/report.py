@@ -357,11 +357,7 @@ def report_html(
                 f'<p class="note">Held-out accuracy in % on {n_test} questions (± one standard error of the '
                 "greedy accuracy).</p>" + _results_html(models, sets),
             ),
-            *(
-                [("Benchmarks", benchmarks_html(bench))]
-                if (bench := load_benchmark_metrics(bench_metrics or {}))
-                else []
-            ),
+            *([("Benchmarks", benchmarks_html(bench))] if bench else []),
             ("Importance weights", RP.table_html(*weights_table(weights, sets), "weights")),
             ("Plots", '<div class="plots">' + "\n".join(figures) + "</div>"),
             (
