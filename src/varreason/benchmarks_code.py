@@ -35,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from varreason import benchmarks_rows as R
 from varreason.io import InputError
 from varreason.verify_code import code_gold
 
@@ -101,7 +102,7 @@ def lcb_question(content: str, starter_code: str) -> str:
 
 
 def _text(v: Any) -> str:
-    return "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+    return "" if R.is_missing(v) else str(v)
 
 
 def _window(dates: pd.Series, start: str | None, end: str | None, source: str) -> pd.Series:
@@ -127,30 +128,30 @@ def livecodebench_rows(
     end_date: str | None = None,
 ) -> list[dict]:
     """(raw id, question, answer, group) rows of a LiveCodeBench release file, filtered."""
-    cols = {str(c).lower(): c for c in df.columns}
-    for need in ("question_id", "question_content", "public_test_cases", "difficulty"):
-        if need not in cols:
-            raise InputError(f"{source}: missing column {need!r} (has: {', '.join(map(str, df.columns))})")
+    cols = R.Columns(df, source)
+    id_col, content_col, _, difficulty_col = (
+        cols.require((need,)) for need in ("question_id", "question_content", "public_test_cases", "difficulty")
+    )
     bad = sorted(set(difficulty) - set(DIFFICULTIES))
     if bad:
         raise InputError(f"evaluate.benchmarks.livecodebench.difficulty: unknown {bad}; known: {list(DIFFICULTIES)}")
     keep = pd.Series(True, index=df.index)
     if start_date or end_date:
-        if "contest_date" not in cols:
+        date_col = cols.find(("contest_date",))
+        if date_col is None:
             raise InputError(f"{source}: a date window needs column 'contest_date'")
-        keep &= _window(df[cols["contest_date"]], start_date, end_date, source)
+        keep &= _window(df[date_col], start_date, end_date, source)
     if difficulty:
-        keep &= df[cols["difficulty"]].map(lambda v: _text(v).lower()).isin(difficulty)
+        keep &= df[difficulty_col].map(lambda v: _text(v).lower()).isin(difficulty)
 
     def get(i: int, name: str) -> Any:
-        return df[cols[name]].iloc[i] if name in cols else None
+        col = cols.find((name,))
+        return None if col is None else df[col].iloc[i]
 
     rows = []
     for i in map(int, keep.to_numpy().nonzero()[0]):
         where = f"{source}: row {i}"
-        content = _text(get(i, "question_content")).strip()
-        if not content:
-            raise InputError(f"{where}: missing or empty column 'question_content'")
+        content = cols.value(i, content_col)
         tests = decode_tests(get(i, "public_test_cases"), f"{where}: column 'public_test_cases'")
         tests += decode_tests(get(i, "private_test_cases"), f"{where}: column 'private_test_cases'")
         if not tests:
@@ -166,9 +167,9 @@ def livecodebench_rows(
             if not fn_name:
                 raise InputError(f"{where}: a functional problem needs metadata.func_name")
         gold = code_gold("functional" if functional else "stdin", tests, fn_name=fn_name, prelude=LCB_PRELUDE)
-        group = _text(get(i, "difficulty")).lower()
+        group = _text(df[difficulty_col].iloc[i]).lower()
         question = lcb_question(content, _text(get(i, "starter_code")))
-        rows.append(dict(raw_id=_text(get(i, "question_id")), question=question, answer=gold, group=group))
+        rows.append(dict(raw_id=cols.value(i, id_col), question=question, answer=gold, group=group))
     return rows
 
 
@@ -181,16 +182,11 @@ def humaneval_question(prompt: str) -> str:
 
 def humaneval_rows(df: pd.DataFrame, source: str) -> list[dict]:
     """(raw id, question, answer, group) rows of HumanEval's problems."""
-    cols = {str(c).lower(): c for c in df.columns}
-    for need in ("task_id", "prompt", "entry_point", "test"):
-        if need not in cols:
-            raise InputError(f"{source}: missing column {need!r} (has: {', '.join(map(str, df.columns))})")
+    cols = R.Columns(df, source)
+    need = {k: cols.require((k,)) for k in ("task_id", "prompt", "entry_point", "test")}
     rows = []
     for i in range(len(df)):
-        values = {k: _text(df[cols[k]].iloc[i]) for k in ("task_id", "prompt", "entry_point", "test")}
-        empty = [k for k, v in values.items() if not v.strip()]
-        if empty:
-            raise InputError(f"{source}: row {i}: missing or empty column {empty[0]!r}")
+        values = {k: cols.value(i, col, str) for k, col in need.items()}  # str: the prompt keeps its newlines
         epilogue = f"{values['test']}\n\ncheck({values['entry_point']})"
         gold = code_gold("script", [{"input": "", "output": ""}], prompt=values["prompt"], epilogue=epilogue,
                          entry_point=values["entry_point"])  # fmt: skip
