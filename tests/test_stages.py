@@ -113,8 +113,12 @@ def test_selection_modes(tmp_path):
     argmax = select_traces(df, "argmax", 0.5)
     assert argmax.index.tolist() == [0, 2] and argmax["train_weight"].tolist() == [1.0, 1.0]
     assert select_traces(df, "threshold", 0.5).index.tolist() == [0]
-    soft = select_traces(df, "soft", 0.5)
-    assert soft.index.tolist() == [0, 1, 2, 3] and soft["train_weight"].tolist() == [0.9, 0.1, 0.6, 0.4]
+    soft = select_traces(df, "soft", 0.5)  # one trace per question with a live weight, drawn by rho~
+    assert soft["question_id"].tolist() == ["a", "b"] and soft["train_weight"].tolist() == [1.0, 1.0]
+    # filter: uniformly among the traces above the threshold (a: only trace 0; b: none)
+    assert select_traces(df, "filter", 0.5).index.tolist() == [0]
+    picked = select_traces(df, "filter", 0.15).index.tolist()
+    assert picked[0] == 0 and picked[1] in (2, 3) and len(picked) == 2
     with pytest.raises(ValueError):
         select_traces(df, "best", 0.5)
 

@@ -45,7 +45,8 @@ PAGE_PLOT_DATA = REPORT_PLOTS_DIR + "/{plot}.csv"
 PAGE_PLOT_IMAGE = REPORT_PLOTS_DIR + "/{plot}.png"
 
 ESTIMATORS = ("gml", "acc")
-BASELINES = ("sft", "rft")
+BASELINES = ("sft", "rft")  # the main run's
+BASELINE_KINDS = (*BASELINES, "oracle", "grpo")  # and those the claims run adds (stages/build.py)
 # evaluated model name -> checkpoint directory
 EVAL_MODELS = {
     "initial": INITIAL_MODEL,

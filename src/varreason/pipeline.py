@@ -40,8 +40,8 @@ BASE = Opt(
 
 
 def _shard_samples(opts: dict, params: dict) -> list[str]:
-    # only RFT learns from pi_0's own samples
-    return P.shards(P.INITIAL_SAMPLES, params["sampling"]["shards"]) if opts["kind"] == "rft" else []
+    # only RFT and GRPO learn from pi_0's own samples
+    return P.shards(P.INITIAL_SAMPLES, params["sampling"]["shards"]) if opts["kind"] in ("rft", "grpo") else []
 
 
 SHARD = Opt(default=0, type=int, help="the shard of the training questions (0 .. sampling.shards-1)")
@@ -162,7 +162,7 @@ STAGES = [
             "out": P.FINAL_SET,
             "metrics": P.FINAL_SET_METRICS,
         },
-        reads=("select", "task"),
+        reads=("seed", "select", "task"),
         writes=("out", "metrics"),
     ),
     Command(
@@ -177,9 +177,9 @@ STAGES = [
     Command(
         "baselines",
         "varreason.stages.baselines:baselines",
-        "build a baseline's set (sft: original data; rft: pi_0's correct samples) and train it",
+        "build a baseline's set (sft: original data; rft: pi_0's correct samples; oracle, grpo) and train it",
         {
-            "kind": Opt(choices=P.BASELINES, required=True, help="the baseline"),
+            "kind": Opt(choices=P.BASELINE_KINDS, required=True, help="the baseline"),
             "train": P.PREPARED_TRAIN,
             "samples": Opt(
                 default=_shard_samples,
@@ -192,7 +192,7 @@ STAGES = [
             "set_metrics": _renamed(P.BASELINE_SET_METRICS, baseline="kind"),
             "out": _renamed(P.BASELINE_MODEL, baseline="kind"),
         },
-        reads=("seed", "train_final", "model.trainable_layers", "select.mix_original", "task"),
+        reads=("seed", "train_final", "model.trainable_layers", "select.mix_original", "baselines", "task"),
         writes=("set_out", "set_metrics", "out"),
         runs_model=True,
     ),
@@ -277,14 +277,18 @@ STAGES = [
     Command(
         "claims-report",
         "varreason.stages.claims_report:claims_report",
-        "the claims report across seeds: intervals, paired tests, difficulty bins, ablations",
+        "the claims report across seeds as the plan registers it: Holm-adjusted tests, intervals, mechanism",
         {
-            "seeds": Opt(type=int, nargs="+", help="default: params claims.seeds"),
+            "plan": Opt(
+                default=lambda o, params: params["claims"]["plan"],
+                help="the pre-registered plan",
+                show="params claims.plan",
+            ),
             "root": Opt(default="claims", help="folder holding seed-N/ of each seed"),
             "json": Opt(default="claims/claims.json", dest="json_out"),
             "page": Opt(default="claims/claims.md", dest="page_out"),
         },
-        reads=("claims.seeds", "sampling.shards", "task.modulus", "task.source"),
+        reads=("claims.plan", "sampling.shards", "task.modulus", "task.source"),
         writes=("json", "page"),
     ),
 ]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from varreason import columns as C
-from varreason.corpus import own_accuracy, select_traces
+from varreason.corpus import own_accuracy, select_for
 from varreason.io import InputError, read_parquet
 from varreason.stats import BIN_LABELS, difficulty_bin
 
@@ -27,7 +27,7 @@ def load_corpus(
 ) -> pd.DataFrame:
     """The weights table with ``selected`` (and the difficulty ``bin`` when pi_0's samples are given)."""
     df = read_parquet(corpus, C.CORPUS)
-    sel = select_traces(df, params["select"]["mode"], params["select"]["threshold"])
+    sel = select_for(df, params)
     df["selected"] = df.index.isin(sel.index)
     df["train_weight"] = 0.0
     df.loc[sel.index, "train_weight"] = sel["train_weight"]

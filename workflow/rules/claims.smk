@@ -1,5 +1,6 @@
-# The claims run (`snakemake claims`): every arm, baseline and ablation once per seed in params
-# claims.seeds, then one report. Arms and layout: src/varreason/claims.py; helpers: claims_common.smk.
+# The claims run (`snakemake claims`): the arms of the pre-registered plan (params claims.plan) on
+# the seeds it gives each, then one report. Arms and layout: src/varreason/claims.py; helpers:
+# claims_common.smk.
 
 
 use rule prepare as claims_prepare with:
@@ -96,6 +97,20 @@ use rule sample_initial as claims_sample_initial with:
         cp("benchmarks/sample_initial-{shard}.tsv")
 
 
+use rule sample_initial as claims_sample_initial_k with:
+    input:
+        train=cp(P.PREPARED_TRAIN),
+        initial=cp(P.INITIAL_MODEL),
+    output:
+        VC.INITIAL_K_SAMPLES,
+    params:
+        set=lambda w: claim_set(w, f"sampling.k={w.k}"),
+    log:
+        cp("logs/sample_initial-k{k}-{shard}.log"),
+    benchmark:
+        cp("benchmarks/sample_initial-k{k}-{shard}.tsv")
+
+
 rule claims_weights:
     input:
         unpack(variant_inputs),
@@ -186,7 +201,7 @@ rule claims_baseline:
     input:
         train=cp(P.PREPARED_TRAIN),
         initial=cp(P.INITIAL_MODEL),
-        samples=lambda w: seed_shards(cp(P.INITIAL_SAMPLES), w) if VC.ARMS[w.arm].baseline == "rft" else [],
+        samples=baseline_samples,
     output:
         final_set=VC.ARM_SET,
         metrics=VC.ARM_SET_METRICS,
@@ -233,20 +248,14 @@ use rule evaluate as claims_evaluate with:
 
 rule claims_report:
     input:
-        evals=expand(VC.EVAL_SAMPLES, seed=CLAIM_SEEDS, model=VC.MODELS),
-        weights=expand(VC.WEIGHTS, seed=CLAIM_SEEDS, variant=list(VC.VARIANTS)),
-        weight_metrics=expand(VC.WEIGHT_METRICS, seed=CLAIM_SEEDS, variant=list(VC.VARIANTS)),
-        sets=expand(VC.ARM_SET_METRICS, seed=CLAIM_SEEDS, arm=list(VC.ARMS)),
-        initial_samples=[cp(P.INITIAL_SAMPLES).format(seed=s, shard=h) for s in CLAIM_SEEDS for h in SHARDS],
-        prepared=expand(cp(P.PREPARED_TRAIN), seed=CLAIM_SEEDS) + expand(cp(P.PREPARED_TEST), seed=CLAIM_SEEDS),
+        unpack(report_inputs),
     output:
         json=VC.REPORT_JSON,
         page=VC.REPORT_PAGE,
     params:
-        seeds=" ".join(str(s) for s in CLAIM_SEEDS),
         reads=stage_reads("claims-report"),
     log:
         VC.REPORT_LOG,
     shell:
-        "varreason --params params.yaml --log {log} claims-report --seeds {params.seeds}"
+        "varreason --params params.yaml --log {log} claims-report --plan {input.plan}"
         " --json {output.json} --page {output.page}"

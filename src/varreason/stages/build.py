@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 
 from varreason import columns as C
-from varreason.corpus import fallback_questions, select_traces
+from varreason.corpus import fallback_questions, select_for
 from varreason.io import check_token_ids, read_parquet, write_json, write_parquet
 from varreason.modeling import load_tokenizer, vocab_size
 from varreason.prompting import Prompter, prompter_for
-from varreason.task import trace_check
+from varreason.task import fine_trace, trace_check
 
 
 def _original_rows(train: pd.DataFrame, pi: Prompter) -> pd.DataFrame:
@@ -83,7 +83,7 @@ def build_final(
     n_vocab = vocab_size(initial, pi.tokenizer)
     for col in ("trace_token_ids", "answer_token_ids"):
         check_token_ids(df, col, n_vocab, weights, str(initial))
-    sel = select_traces(df, params["select"]["mode"], params["select"]["threshold"])
+    sel = select_for(df, params)
     rows = pd.DataFrame(
         {
             "question_id": sel["question_id"],
@@ -98,7 +98,7 @@ def build_final(
             "weight": sel["train_weight"],
         }
     )
-    extra = {"questions_selected": int(sel["question_id"].nunique()), "n_train_questions": len(train_df)}
+    extra = _covers(sel, train_df)
     fallback = None
     if params["select"]["fallback_original"]:
         ids = set(fallback_questions(df))
@@ -106,6 +106,18 @@ def build_final(
         fallback = _original_rows(fb, pi).assign(source="fallback", question=fb["question"])
         extra["questions_fallback"] = len(fb)
     return _finish(rows, train_df, pi, params, out, metrics, extra, fallback)
+
+
+def grpo_weights(correct: pd.Series, question_ids: pd.Series) -> pd.Series:
+    """Offline GRPO's weight of each sample: its advantage (r - mean) / std within its question, the
+    positive half only (correct samples of questions pi_0 solves sometimes, not always), scaled so
+    that the kept samples' weights average one (the loss scale of RFT's unit weights)."""
+    r = correct.astype(np.float64)
+    mean = r.groupby(question_ids, sort=False).transform("mean")
+    std = np.sqrt(mean * (1 - mean))
+    adv = ((r - mean) / std.where(std > 0)).where(r > 0).fillna(0.0)
+    kept = adv > 0
+    return (adv / adv[kept].mean()).where(kept, 0.0) if kept.any() else adv
 
 
 def build_baseline(
@@ -117,23 +129,45 @@ def build_baseline(
     out: str | Path,
     metrics: str | Path,
 ) -> pd.DataFrame:
-    """SFT: the original data alone. RFT: pi_0's verified-correct samples (distinct per question)."""
+    """A baseline's set. SFT: the original data alone. Oracle: every question once with its finest
+    correct trace (embedded task only; an upper bound the task can produce). RFT: pi_0's verified-
+    correct samples (distinct per question; at most ``baselines.rft_per_question``, drawn at random).
+    GRPO: pi_0's correct samples weighted by their group-normalised advantage (``grpo_weights``)."""
     train_df = read_parquet(train, ["question_id", "question", "trace", "answer"])
     pi = prompter_for(params, load_tokenizer(initial))
     if kind == "sft":
         final = _original_rows(train_df, pi)
         write_parquet(final, out)
-        write_json({"n_examples": len(train_df), "n_selected": 0}, metrics)
+        write_json({"n_examples": len(train_df), "n_selected": 0, **_covers(train_df, train_df)}, metrics)
         return final
-    if kind != "rft":
-        raise ValueError(f"baseline must be sft or rft, got {kind!r}")
+    if kind == "oracle":
+        if params["task"]["source"] != "synthetic":
+            raise ValueError(
+                "baseline oracle needs the embedded task (task.source synthetic): it writes the finest traces"
+            )
+        fine = train_df.assign(trace=[fine_trace(q, params["task"]["modulus"]) for q in train_df["question"]])
+        rows = _original_rows(fine, pi).assign(source="selected", question=fine["question"])
+        return _finish(rows, train_df, pi, params, out, metrics, _covers(fine, train_df))
+    if kind not in ("rft", "grpo"):
+        raise ValueError(f"baseline must be one of sft, oracle, rft, grpo, got {kind!r}")
     shards = [read_parquet(p, C.INITIAL_SAMPLES) for p in samples]
     n_vocab = vocab_size(initial, pi.tokenizer)
     for path, shard in zip(samples, shards, strict=True):
         check_token_ids(shard, "completion_token_ids", n_vocab, path, str(initial))
     s = pd.concat(shards, ignore_index=True)
+    if kind == "grpo":
+        kept = s.assign(weight=grpo_weights(s["correct"], s["question_id"]))
+        kept = kept[kept["weight"] > 0]
+    else:
+        kept = s[s["correct"]].drop_duplicates(["question_id", "completion"]).assign(weight=1.0)
+        cap = params["baselines"]["rft_per_question"]
+        if cap is not None:
+            rng = np.random.default_rng(params["seed"])
+            keep = [
+                i for _, g in kept.groupby("question_id", sort=False) for i in rng.permutation(g.index.to_numpy())[:cap]
+            ]
+            kept = kept.loc[sorted(keep)]
     end = pi.end_id
-    kept = s[s["correct"]].drop_duplicates(["question_id", "completion"])
     rows = pd.DataFrame(
         {
             "question_id": kept["question_id"],
@@ -145,8 +179,12 @@ def build_baseline(
             "completion_token_ids": [
                 list(c) if len(c) and c[-1] in pi.stop_ids else [*c, end] for c in kept["completion_token_ids"]
             ],
-            "weight": 1.0,
+            "weight": kept["weight"],
         }
     )
-    extra = {"questions_selected": int(kept["question_id"].nunique()), "n_train_questions": len(train_df)}
-    return _finish(rows, train_df, pi, params, out, metrics, extra)
+    return _finish(rows, train_df, pi, params, out, metrics, _covers(kept, train_df))
+
+
+def _covers(rows: pd.DataFrame, train_df: pd.DataFrame) -> dict:
+    """How many training questions a set's own traces cover (the claims report's coverage)."""
+    return {"questions_selected": int(rows["question_id"].nunique()), "n_train_questions": len(train_df)}
