@@ -17,7 +17,7 @@ from transformers import Qwen3Config, Qwen3ForCausalLM
 # Qwen3 shapes. "qwen3-0.6b-4l" is Qwen3-0.6B's width and vocabulary with 4 of its 28 layers (a
 # CPU can score it in seconds, and the output layer's share of the work is that of a real small
 # model on long traces); "embedded" is the pipeline's default tiny model (params.yaml model.*);
-# "qwen3-0.6b" is the whole Qwen3-0.6B shape (0.6B parameters, for a GPU).
+# "qwen3-0.6b" is the whole Qwen3-0.6B shape (0.6B parameters, for a GPU), "qwen3-4b" Qwen3-4B's.
 QWEN3_0_6B = dict(
     vocab_size=151936,
     hidden_size=1024,
@@ -26,6 +26,16 @@ QWEN3_0_6B = dict(
     num_key_value_heads=8,
     head_dim=128,
     intermediate_size=3072,
+)
+# Qwen3-4B's shape (36 layers, width 2560, 32 query / 8 key-value heads, tied embeddings; 4.0B parameters)
+QWEN3_4B = dict(
+    vocab_size=151936,
+    hidden_size=2560,
+    num_hidden_layers=36,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=128,
+    intermediate_size=9728,
 )
 
 
@@ -44,6 +54,7 @@ PRESETS: dict[str, dict] = {
     "qwen3-0.6b-4l": {**QWEN3_0_6B, "num_hidden_layers": 4},
     "embedded": {},  # made on demand by embedded_shape(): it builds the pipeline's own model
     "qwen3-0.6b": QWEN3_0_6B,
+    "qwen3-4b": QWEN3_4B,
 }
 
 

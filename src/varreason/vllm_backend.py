@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,27 @@ def get_engine(model_dir: str, *, max_model_len: int | None = None, seed: int = 
     return _ENGINES[key]
 
 
+def engine_args(settings: Mapping[str, Any] | None, *, prompt_logprobs: bool) -> dict[str, Any]:
+    """``vllm.LLM`` arguments from the params' ``vllm`` section (None, library use: vLLM's defaults
+    but prefix caching off, so that one engine per model serves both sampling and scoring).
+
+    ``max_model_len`` null leaves the model's own; ``gpu_memory_utilization`` and
+    ``tensor_parallel_size`` are GPU settings (the CPU build runs one process and sizes its KV cache
+    by ``VLLM_CPU_KVCACHE_SPACE``, so they are left out there). Prefix caching is off whenever the
+    engine returns prompt log-probs (scoring): a cached prefix is not run again, so its tokens would
+    get no prompt log-probs.
+    """
+    if not settings:
+        return {"enable_prefix_caching": False}
+    out: dict[str, Any] = {"enable_prefix_caching": bool(settings["enable_prefix_caching"]) and not prompt_logprobs}
+    if settings.get("max_model_len") is not None:
+        out["max_model_len"] = int(settings["max_model_len"])
+    if not _on_cpu():
+        out["tensor_parallel_size"] = int(settings["tensor_parallel_size"])
+        out["gpu_memory_utilization"] = float(settings["gpu_memory_utilization"])
+    return out
+
+
 def shutdown_engines() -> None:
     """Stop every cached engine (its engine-core and worker processes) and forget it."""
     while _ENGINES:
@@ -109,13 +130,14 @@ def _picked(logprobs_row, token: int) -> float:
     return float(logprobs_row[token].logprob)
 
 
-def vllm_sample(model_dir: str, request: SamplingRequest) -> list[Sample]:
+def vllm_sample(model_dir: str, request: SamplingRequest, engine: Mapping[str, Any] | None = None) -> list[Sample]:
     """``request.num_samples`` completions per prompt, as ``generation.sample`` returns them; temperature <= 0: greedy.
 
     token_ids run up to and including the first stop id, or the token that completes a stop string
     (then finish_reason is "stop" too); logps are the raw log-probs of those tokens. Greedy decodes
     each prompt once and returns it ``num_samples`` times (sample_index 0..num_samples-1).
-    ``request.batch_size`` is not used: vLLM schedules its own batches.
+    ``request.batch_size`` is not used: vLLM schedules its own batches. ``engine``: the params'
+    ``vllm`` settings (``engine_args``).
     """
     prompts, stop_ids, stop_strings = request.prompts, request.stop_ids, request.stop_strings
     num_samples, temperature, seed = request.num_samples, request.temperature, request.seed
@@ -149,7 +171,7 @@ def vllm_sample(model_dir: str, request: SamplingRequest) -> list[Sample]:
         return []
     if max_new_tokens <= 0:  # vLLM generates at least one token
         return [Sample(i, k, s, [], [], "length") for i, j, s in index for k in (range(num_samples) if greedy else [j])]
-    llm = get_engine(model_dir)
+    llm = get_engine(model_dir, **engine_args(engine, prompt_logprobs=False))
     results = llm.generate(_tokens_prompts(inputs), params, use_tqdm=_progress(request.desc))
     tokenizer = llm.get_tokenizer() if stop_strings else None
     out: list[Sample] = []
@@ -176,6 +198,7 @@ def vllm_score(
     completions: Sequence[Sequence[int]],
     *,
     desc: str = "scoring",
+    engine: Mapping[str, Any] | None = None,
 ) -> list[list[float]]:
     """log p(completion_t | prompt, completion_<t) for each completion token, like ``score_completions``.
 
@@ -192,7 +215,7 @@ def vllm_score(
     if not rows:
         return results
     params = vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
-    llm = get_engine(model_dir)
+    llm = get_engine(model_dir, **engine_args(engine, prompt_logprobs=True))
     outs = llm.generate(
         _tokens_prompts([list(prompts[i]) + list(completions[i]) for i in rows]), params, use_tqdm=_progress(desc)
     )

@@ -172,6 +172,7 @@ def _evaluate(
     )
     on = dict(
         backend=params["sampling"]["backend"],
+        engine=params.get("vllm"),
         tokenizer=pi.tokenizer,
         job=job,
         chunk_prompts=params["checkpoint"]["chunk_prompts"],

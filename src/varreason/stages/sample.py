@@ -64,6 +64,7 @@ def _generate(
         model_dir,
         request,
         backend=cfg["backend"],
+        engine=params.get("vllm"),
         tokenizer=prompter.tokenizer,
         job=job,
         name="samples",
