@@ -41,9 +41,13 @@ def params_hash(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def provenance(params: dict, files: dict[str, str | Path] | None = None) -> dict:
-    """Commit (and whether tracked files differ from it), UTC date, machine, params hash, file hashes."""
+def provenance(params: dict, files: dict[str, str | Path] | None = None, own: tuple[str, ...] = ()) -> dict:
+    """Commit (and whether tracked files differ from it, not counting ``own``: the paths of the
+    result being written, which a forced rerun deletes first), UTC date, machine, params hash,
+    file hashes."""
     status = _git("status", "--porcelain", "--untracked-files=no")
+    if status:
+        status = "\n".join(line for line in status.splitlines() if line[3:].strip() not in own)
     out = {
         "commit": _git("rev-parse", "HEAD"),
         "tracked_files_modified": None if status is None else bool(status),

@@ -140,7 +140,7 @@ def claims_report(params: dict, plan: str | Path, root: str | Path, json_out: st
     arms = [a for a in VC.ARMS if plan_.arm_seeds(a)]
     synthetic = params["task"]["source"] == "synthetic"
     doc = {
-        "provenance": provenance(params, {"plan": plan}),
+        "provenance": provenance(params, {"plan": plan}, own=(VC.REPORT_JSON, VC.REPORT_PAGE)),
         "arms": {a: VC.ARMS[a].label for a in arms},
         "plan": {"path": str(plan), "registered": plan_.registered, "tiers": plan_.tiers, "tests": plan_.raw["tests"]},
         "seeds": {
