@@ -22,6 +22,14 @@
    training questions as the sample_posterior stage does, then times the two scoring passes of the
    score stage (pi_0 and q, teacher-forced) and compares the log q recorded while sampling with q's
    teacher-forced pass (must agree within 1e-5). The saving is q's pass.
+4. vLLM as the peer (``--peer``; needs vllm, so run it with ``.venv-vllm/bin/python``): a real
+   pretrained model (``--peer-model``, default SmolLM2-135M-Instruct imported into external/ by
+   ``make test`` or ``scripts/fetch-real-material.sh smollm2`` + ``varreason import-model``), float32,
+   ``--peer-rows`` random sequences of ``--peer-prompt`` + ``--peer-completion`` tokens: our scorer,
+   the reference style and vLLM's prompt log-probs (``vllm_backend.vllm_score``, its engine started
+   once beforehand), interleaved, the fastest of ``--repeats`` each; prints tokens/s, our speed as a
+   multiple of vLLM's (target >= 1.0x) and the largest log-prob difference from vLLM. ``--profile``
+   adds the torch profiler's table of where our scorer's time goes (and the page faults of a call).
 
 Set ``--threads`` to the cores to use (default 2); the load average is printed before and after,
 since other work on the machine slows every number down.
@@ -54,8 +62,8 @@ REPO = Path(__file__).resolve().parents[1]
 TOL = 1e-5
 
 
-def ours(model, prompts, completions, budget):
-    return score_completions(model, prompts, completions, pad_id=0, batch_size=4096, max_batch_tokens=budget)
+def ours(model, prompts, completions, budget, pad_id=0):
+    return score_completions(model, prompts, completions, pad_id, batch_size=4096, max_batch_tokens=budget, desc=None)
 
 
 def _status_mb(key: str) -> float:
@@ -200,6 +208,63 @@ def float64_scores(model, prompts, completions, batch: int = 256):
     return out
 
 
+def peer(args) -> dict | None:
+    """Item 4: ours, the reference style and vLLM on one real model and the same sequences."""
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        print("  skipped: vllm is not installed here (run this with .venv-vllm/bin/python: scripts/setup-vllm-venv.sh)")
+        return None
+    from varreason.modeling import load_model
+    from varreason.vllm_backend import shutdown_engines, vllm_score
+
+    model_dir = Path(args.peer_model)
+    if not (model_dir / "config.json").exists():
+        print(f"  skipped: {model_dir} is not a model folder (make test imports SmolLM2-135M-Instruct there)")
+        return None
+    model, tok = load_model(model_dir)
+    length = args.peer_prompt + args.peer_completion
+    prompts, completions = make_data(model.config.vocab_size, args.peer_rows, length, args.peer_prompt / length)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    _, engine_s = timed(lambda: vllm_score(model_dir, prompts[:1], completions[:1], desc=None))
+    print(f"  vLLM engine started in {engine_s:.0f} s", flush=True)
+    ours(model, prompts[:1], completions[:1], args.budget)
+    runs = {"ours": lambda: ours(model, prompts, completions, args.budget, pad)}
+    runs["reference"] = lambda: reference_scores(model, prompts, completions)
+    runs["vllm"] = lambda: vllm_score(model_dir, prompts, completions, desc=None)
+    best, scores = {k: float("inf") for k in runs}, {}
+    for _ in range(args.repeats):
+        for name, fn in runs.items():
+            scores[name], s = timed(fn)
+            best[name] = min(best[name], s)
+        print("  run: " + ", ".join(f"{k} {v:.2f} s" for k, v in best.items()), flush=True)
+    shutdown_engines()
+    out = dict(model=str(model_dir), rows=args.peer_rows, tokens=args.peer_rows * length, seconds=best)
+    out.update(
+        vs_vllm=max_abs_diff(scores["ours"], scores["vllm"]), vs_ref=max_abs_diff(scores["ours"], scores["reference"])
+    )
+    if args.profile:
+        out["profile"] = profile_ours(lambda: ours(model, prompts, completions, args.budget, pad))
+    return out
+
+
+def profile_ours(fn) -> str:
+    """Where our scorer's time goes: the profiler's top operators, and the call's page faults and system time."""
+    import resource
+
+    from torch.profiler import ProfilerActivity, profile
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
+    faults, system = after.ru_minflt - before.ru_minflt, after.ru_stime - before.ru_stime
+    return (
+        f"{table}\npage faults {faults}, system time {system:.2f} s, user time {after.ru_utime - before.ru_utime:.2f} s"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--preset", default="qwen3-0.6b-4l", choices=[p for p in PRESETS if p != "qwen3-0.6b"])
@@ -215,6 +280,12 @@ def main() -> None:
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-sampling", action="store_true")
+    ap.add_argument("--peer", action="store_true", help="item 4: vLLM's prompt log-probs beside ours (needs vllm)")
+    ap.add_argument("--peer-model", default=str(REPO / "external/SmolLM2-135M-Instruct"), help="item 4's model folder")
+    ap.add_argument("--peer-rows", type=int, default=24)
+    ap.add_argument("--peer-prompt", type=int, default=64, help="prompt tokens per row in item 4")
+    ap.add_argument("--peer-completion", type=int, default=192, help="completion tokens per row in item 4")
+    ap.add_argument("--profile", action="store_true", help="item 4: print where our scorer's time goes")
     ap.add_argument("--child", choices=["ours", "reference"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -244,6 +315,15 @@ def main() -> None:
         print(f"\n[3] sampling with recorded log q ({args.questions} questions, {args.pipeline_dir})", flush=True)
         smp = sampling(args)
         results["sampling"] = smp
+
+    pr = None
+    if args.peer:
+        print(
+            f"\n[4] vLLM as the peer: {args.peer_rows} x ({args.peer_prompt} + {args.peer_completion}) tokens",
+            flush=True,
+        )
+        pr = peer(args)
+        results["peer"] = pr
 
     print(f"\n=== results (preset {args.preset}; load average now {load_average():.2f}) ===")
     print(f"machine float32 matmul rate        {rate / 1e9:.0f} GFLOP/s")
@@ -278,7 +358,24 @@ def main() -> None:
             f"  against float64: recorded {smp['recorded_vs_float64']:.2e}, "
             f"teacher-forced float32 {smp['forced_vs_float64']:.2e}"
         )
-    print(json.dumps(results, default=str))
+    if pr:
+        sec = pr["seconds"]
+        print(f"peer model {pr['model']}, {pr['tokens']} tokens (float32, {args.threads} threads)")
+        for name in ("ours", "reference", "vllm"):
+            print(f"  {name:9s} tokens/s              {pr['tokens'] / sec[name]:.0f}")
+        ratio = sec["vllm"] / sec["ours"]
+        print(f"ours / vLLM speed (target >= 1.0x)  {ratio:.2f}x  {'met' if ratio >= 1.0 else 'MISSED'}")
+        print(f"ours / reference speed             {sec['reference'] / sec['ours']:.2f}x")
+        print(f"max |ours - vLLM| log-prob         {pr['vs_vllm']:.2e} (|ours - reference| {pr['vs_ref']:.2e})")
+        if pr.get("profile"):
+            print(f"where our scorer's time goes (one call):\n{pr['profile']}")
+    print(
+        json.dumps(
+            {k: v for k, v in results.items() if k != "peer"}
+            | {"peer": pr and {k: v for k, v in pr.items() if k != "profile"}},
+            default=str,
+        )
+    )
 
 
 if __name__ == "__main__":

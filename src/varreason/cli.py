@@ -123,10 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         if c.runs_model:
             import torch
 
+            from varreason.cpu_memory import retain_freed_memory
             from varreason.resume import install_stop_handlers
 
             # SLURM's warning before a time limit, preemption, scancel: checkpoint and exit to be resumed
             install_stop_handlers()
+            retain_freed_memory()  # CPU tensors: no page faults again for memory freed by the last step
 
             torch.set_num_threads(args.threads or params["runtime"]["threads"])
         result = run(c, args, params)

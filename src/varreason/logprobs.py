@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import torch
 
+from varreason.cpu_memory import retain_freed_memory
 from varreason.progress import progress
 
 # Output-layer work sizes by device. CPU: 1024 positions at a time, logits made 2048 vocabulary
@@ -204,6 +205,7 @@ def score_batches(
     return [[todo[j] for j in b] for b in token_batches(lengths, batch_size, max_batch_tokens)]
 
 
+@torch.no_grad()  # scoring only: no autograd graph holding every layer's activations
 def score_completions(
     model: torch.nn.Module,
     prompts: Sequence[Sequence[int]],
@@ -240,6 +242,8 @@ def score_completions(
     if not batches:
         return results
     device = next(model.parameters()).device
+    if device.type == "cpu":
+        retain_freed_memory()  # batches of large tensors would otherwise page-fault again each time
     split = body_and_head(model)
     head_weight = getattr(split[1], "weight", None) if split is not None else None
     auto_chunk, auto_block = default_chunking(device, head_weight.shape[0] if head_weight is not None else 1)
