@@ -15,12 +15,12 @@ included, as in a DAG job), MFU (``_common.forward_flops`` of those tokens, trai
 measured matmul rate), peak memory (CUDA: max_memory_allocated; CPU: peak RSS so far). A random
 model never writes the delimiter: sampled traces run to their limit.
 
-Unlike a DAG job, as the library does not do it itself yet: (1) training runs under accelerate's
-FSDP2 (workflow/accelerate/fsdp.yaml) with one process, in this process: a bare ``Accelerator()`` is
-not FSDP, so what ``accelerate launch --num_processes 1`` puts in its torchrun worker's environment
-(FSDP_* variables, RANK, WORLD_SIZE, MASTER_*) is set first; (2) the transformers backend loads
-models in float32 on the CPU (``modeling.load_model``) and the sampler pads on the CPU: here they load
-in bf16 onto the GPU and pad there.
+Unlike a DAG job: training runs under accelerate's FSDP2 (workflow/accelerate/fsdp.yaml) with one
+process, in this process: a bare ``Accelerator()`` is not FSDP, so what ``accelerate launch
+--num_processes 1`` puts in its torchrun worker's environment (FSDP_* variables, RANK, WORLD_SIZE,
+MASTER_*) is set first. The transformers backend puts sampling and scoring on the GPU in bf16 itself
+(``modeling.inference_device``); ``--compile`` scores with fused decoder-body kernels
+(``scoring.compile``).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from _common import PRESETS, forward_flops, matmul_rate  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM  # noqa: E402
 
-from varreason import backends, chunks, generation  # noqa: E402
+from varreason import backends, chunks  # noqa: E402
 from varreason.pipeline import COMMANDS  # noqa: E402
 from varreason.prompting import HINT_B_SYSTEM, REASONING_SYSTEM, prompter_for  # noqa: E402
 from varreason.stages import train  # noqa: E402
@@ -227,20 +227,10 @@ def meta_model(model_dir) -> torch.nn.Module:
         return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir))
 
 
-def instrument(dev: str, dtype) -> None:
+def instrument() -> None:
     """Count tokens and FLOPs (METER) where stages call models: ``chunks.generate`` and ``chunks.score`` (every
-    sampling and scoring call), ``stages.train.train_sft`` (every training stage). And run the hf backend on
-    ``dev`` in ``dtype``: ``backends._hf_model`` loads there, the sampler's ``pad_batch`` pads there."""
-
-    def hf_model(model_dir):
-        key = str(Path(model_dir).resolve())
-        if key not in backends._loaded:
-            backends._loaded.clear()
-            free(dev)
-            backends._loaded[key] = AutoModelForCausalLM.from_pretrained(key, dtype=dtype).to(dev).eval()
-        return backends._loaded[key]
-
-    pad, gen, score, sft = generation.pad_batch, chunks.generate, chunks.score, train.train_sft
+    sampling and scoring call), ``stages.train.train_sft`` (every training stage)."""
+    gen, score, sft = chunks.generate, chunks.score, train.train_sft
 
     def generate(model_dir, request, **kw):
         samples = gen(model_dir, request, **kw)
@@ -269,8 +259,6 @@ def instrument(dev: str, dtype) -> None:
         METER["flops"] += 3 * forward_flops(model, n, n)  # forward + backward, logits at every position
         return sft(model, examples, **kw)
 
-    backends._hf_model = hf_model
-    generation.pad_batch = lambda *a, **k: tuple(x.to(dev) for x in pad(*a, **k))
     chunks.generate, chunks.score, train.train_sft = generate, score_, train_sft
 
 
@@ -331,6 +319,7 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="work folder (its run/ is replaced)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--sample-tokens", type=int, help="tokens per sampled trace and evaluation answer (gpu: 2048)")
+    ap.add_argument("--compile", action="store_true", help="score the large model again with scoring.compile")
     args = ap.parse_args()
     size, cuda = dict(SIZES[args.size]), args.size == "gpu"
     size["sample_tokens"] = args.sample_tokens or size["sample_tokens"]
@@ -353,7 +342,7 @@ def main() -> None:
     write_task(work / "stratos.jsonl", tok, size)
     n_dag = save_model(work / "base", tok, size["dag"], size, dev, dtype, seed=0)
     params = build_params(work, size, cuda)
-    instrument(dev, dtype)
+    instrument()
     env = fsdp_env(REPO / "workflow/accelerate/fsdp.yaml")
     if cuda:  # accelerate makes FSDP only in a distributed GPU run: with torchrun's variables present
         os.environ.update(env)
@@ -389,6 +378,12 @@ def main() -> None:
         large_traces(p[f"t{n}"], p["train"], tok, params, n, size["score_tokens"], seed=n)
         rows.append(stage(f"score_large_{n}", "score", dict(traces=f"t{n}", initial="large", posterior="large",
                                                             out=f"s{n}")))  # fmt: skip
+    if args.compile:  # the same scoring with fused decoder-body kernels (scoring.compile)
+        params["scoring"]["compile"] = True
+        for n in size["score_lengths"]:
+            p[f"f{n}"] = work / f"data/traces/large/fused-{n}.parquet"
+            rows.append(stage(f"score_large_{n}_fused", "score", dict(traces=f"t{n}", initial="large",
+                                                                      posterior="large", out=f"f{n}")))  # fmt: skip
     total = time.perf_counter() - t0
 
     what = "bf16" if cuda else "float32 (on a CPU: a smoke value)"

@@ -6,8 +6,9 @@
 Builds Qwen3-0.6B's shape (28 layers, width 1024, 151936-token vocabulary, tied embeddings; 0.6B
 parameters) with random weights in bfloat16 on the GPU (nothing downloaded), measures the GPU's
 bf16 matmul rate (8192^3 products), then at each length scores ``--tokens`` random tokens (a
-quarter prompt) with ``varreason.logprobs.score_completions`` (batch token budget ``--budget``)
-and with the reference style (batch 1, full float32 log_softmax), and prints tokens/s, the
+quarter prompt) with ``varreason.logprobs.score_completions`` (batch token budget ``--budget``),
+the same with the decoder body compiled (``compile_body=True``: fused kernels, "fused") and with
+the reference style (batch 1, full float32 log_softmax), and prints tokens/s, the
 achieved FLOP rate over the measured matmul rate (MFU; the forward FLOPs that scoring needs, as in
 ``_common.forward_flops``), peak GPU memory above the model's, and the largest difference between
 the two scorers' log-probs (bf16 weights: a few 1e-2 is rounding, not a bug).
@@ -70,6 +71,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--preset", default="qwen3-0.6b")
     ap.add_argument("--no-reference", action="store_true", help="time our scorer only")
+    ap.add_argument("--no-fused", action="store_true", help="leave out our scorer with compile_body (torch.compile)")
     ap.add_argument("--profile", action="store_true", help="also: where one batch of ours spends GPU time")
     ap.add_argument("--device", default="cuda", help="cpu: a smoke test of this script (with --preset embedded)")
     args = ap.parse_args()
@@ -98,11 +100,15 @@ def main() -> None:
         scorers = {
             "ours": lambda p, c: score_completions(model, p, c, 0, batch_size=4096, max_batch_tokens=args.budget)
         }
+        if not args.no_fused:
+            scorers["fused"] = lambda p, c: score_completions(
+                model, p, c, 0, batch_size=4096, max_batch_tokens=args.budget, compile_body=True
+            )
         if not args.no_reference:
             scorers["reference"] = lambda p, c: reference_scores(model, p, c)
         out = {}
         for key, fn in scorers.items():
-            fn(prompts[:1], completions[:1])  # warm-up (kernels, autotuning)
+            fn(prompts[:2], completions[:2])  # warm-up (kernels, autotuning, compiling: two rows, no size-1 graph)
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             times = []
@@ -127,10 +133,11 @@ def main() -> None:
                 f"peak +{row['peak_gb']:.1f} GiB  ({s:.2f} s median of {args.repeats})",
                 flush=True,
             )
-        if "reference" in out:
-            d = max_abs_diff(out["ours"], out["reference"])
-            print(f"  {length:5d} tokens  max |ours - reference| log-prob: {d:.2e} (bf16)", flush=True)
-            rows_out.append(dict(length=length, scorer="diff", max_abs_diff=d))
+        for a, b in (("ours", "reference"), ("fused", "ours")):
+            if a in out and b in out:
+                d = max_abs_diff(out[a], out[b])
+                print(f"  {length:5d} tokens  max |{a} - {b}| log-prob: {d:.2e} (bf16)", flush=True)
+                rows_out.append(dict(length=length, scorer="diff", pair=f"{a}-{b}", max_abs_diff=d))
     print(f"\n=== {name}: {params / 1e9:.2f}B Qwen3 (random weights), bf16 matmul {rate / 1e12:.0f} TFLOP/s ===")
     print("length  scorer     tokens/s    MFU   peak GiB")
     for r in rows_out:
@@ -138,9 +145,10 @@ def main() -> None:
             print(f"{r['length']:6d}  {r['scorer']:9s} {r['tokens_per_s']:9.0f}  {r['mfu']:5.0%}  {r['peak_gb']:8.1f}")
     for length in args.lengths:
         got = {r["scorer"]: r for r in rows_out if r["length"] == length and r["scorer"] != "diff"}
-        if "reference" in got:
-            ratio = got["ours"]["tokens_per_s"] / got["reference"]["tokens_per_s"]
-            print(f"{length}: ours / reference = {ratio:.2f}x")
+        for key in ("ours", "fused"):
+            if "reference" in got and key in got:
+                ratio = got[key]["tokens_per_s"] / got["reference"]["tokens_per_s"]
+                print(f"{length}: {key} / reference = {ratio:.2f}x (target >= 3x), MFU {got[key]['mfu']:.0%}")
     if args.profile:
         profile(model, args, dev)
     print(f"total {time.perf_counter() - t0:.0f} s")

@@ -33,6 +33,13 @@ def test_score_bench_compares_both_scorers_on_the_embedded_model():
     assert "speed-up (target >= 3x)" in out and "ours 128 vs 64 (target <= 1.2x)" in out
 
 
+def test_score_bench_peer_needs_vllm():
+    """Without vllm (this venv) item 4 says how to run it and reports nothing."""
+    out = _run("bench/score.py", "--skip-throughput", "--skip-memory", "--skip-sampling", "--peer")
+    assert "run this with .venv-vllm/bin/python" in out
+    assert json.loads(out.strip().splitlines()[-1])["peer"] is None
+
+
 def test_pipeline_bench_summarizes_a_run(smoke_run):
     work, _ = smoke_run
     tsvs = sorted((work / "benchmarks").rglob("*.tsv"))
@@ -45,3 +52,19 @@ def test_pipeline_bench_summarizes_a_run(smoke_run):
     rule_rows = out.split("\nrule ")[1].split("\n\n")[0].strip().splitlines()[1:]
     total = float(out.split(" s of job wall time")[0].split()[-1])
     assert abs(sum(float(r.split()[2]) for r in rule_rows) - total) <= 0.1 * len(rule_rows) + 1
+
+
+def test_gpu_score_bench_runs_fused_and_unfused_on_a_cpu():
+    """bench/gpu_score.py's code at toy size on the CPU: ours, fused (compile_body) and the reference style."""
+    out = _run(
+        "bench/gpu_score.py",
+        *("--device", "cpu", "--preset", "embedded", "--lengths", "64", "--tokens", "256", "--budget", "128"),
+        *("--repeats", "1"),
+    )
+    rows = json.loads(out.strip().splitlines()[-1])["results"]
+    assert {r["scorer"] for r in rows} == {"ours", "fused", "reference", "diff"}
+    diffs = {r["pair"]: r["max_abs_diff"] for r in rows if r["scorer"] == "diff"}
+    assert set(diffs) == {"ours-reference", "fused-ours"}
+    assert 0 < diffs["ours-reference"] < 0.1 and diffs["fused-ours"] < 0.1  # bf16 rounding, not a different model
+    assert all(r["tokens"] == 256 and r["tokens_per_s"] > 0 for r in rows if r["scorer"] != "diff")
+    assert "fused / reference" in out

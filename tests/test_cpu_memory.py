@@ -28,7 +28,7 @@ cfg = Qwen3Config(vocab_size=8192, hidden_size=512, intermediate_size=1536, num_
 model = Qwen3ForCausalLM(cfg).eval()
 ids = torch.randint(1, 8192, (16, 256), generator=torch.Generator().manual_seed(0)).tolist()
 faults, scores = [], None
-for _ in range(4):  # batches of 4096 tokens: 25 MB MLP activations, 8 MB logit blocks
+for _ in range(6):  # batches of 4096 tokens: 25 MB MLP activations, 8 MB logit blocks
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     scores = score_completions(model, [r[:64] for r in ids], [r[64:] for r in ids], pad_id=0, max_batch_tokens=4096)
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -47,8 +47,8 @@ def test_scoring_stops_page_faulting():
     print(f"\nminor page faults per call: retained {retained['faults']}, glibc defaults {default['faults']}")
     assert retained["applied"] is True and default["applied"] is False
     first, later = retained["faults"][0], sum(retained["faults"][1:])
-    # the first call touches its memory once; the next three reuse it
-    assert first > 20_000 and later < 0.25 * first
-    # with glibc's defaults the same calls keep returning memory and faulting it back in
-    assert sum(default["faults"][1:]) > 2 * later
+    # the first call touches its memory once; the next five reuse it (a few stray faults aside),
+    # while with glibc's defaults the same calls keep returning memory and faulting it back in
+    assert first > 20_000
+    assert later < 0.25 * sum(default["faults"][1:])
     assert retained["score"] == default["score"]  # the allocator changes no result

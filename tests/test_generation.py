@@ -100,3 +100,18 @@ def test_shared_prefill_gives_the_samples_of_plain_generate(tiny_model, tokenize
     for s in out:
         row = new[s.prompt_index * 5 + s.sample_index]
         assert s.token_ids == row[: len(s.token_ids)]
+
+
+def test_inference_device_is_a_gpu_in_bf16_when_there_is_one(monkeypatch):
+    """The transformers backend samples and scores on a GPU (bf16; fp16 without bf16), else on the CPU in float32."""
+    import torch
+
+    from varreason.modeling import inference_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert inference_device() == (torch.device("cpu"), torch.float32)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert inference_device() == (torch.device("cuda"), torch.bfloat16)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert inference_device() == (torch.device("cuda"), torch.float16)

@@ -225,3 +225,20 @@ def test_greedy_evaluation_matches_transformers(smol, engine, tmp_path):
     assert g_vl["predicted_answer"].notna().mean() >= 0.5
     s_vl = pd.read_parquet(tmp_path / "vl.parquet").query("decoding == 'sampled'")
     assert len(s_vl) == len(g_vl) and np.isin(s_vl["finish_reason"], ["stop", "length"]).all()
+
+
+def test_score_bench_times_vllm_as_the_peer(smollm2_dir):
+    """bench/score.py item 4 on the real model: ours, the reference style and vLLM on the same rows."""
+    import json
+    import subprocess
+    import sys
+
+    args = ["--skip-throughput", "--skip-memory", "--skip-sampling", "--peer", "--peer-model", str(smollm2_dir)]
+    args += ["--peer-rows", "3", "--peer-prompt", "8", "--peer-completion", "24", "--repeats", "1"]
+    r = subprocess.run([sys.executable, "bench/score.py", *args], capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    peer = json.loads(r.stdout.strip().splitlines()[-1])["peer"]
+    assert peer["tokens"] == 3 * 32 and set(peer["seconds"]) == {"ours", "reference", "vllm"}
+    assert all(s > 0 for s in peer["seconds"].values())
+    assert 0 < peer["vs_vllm"] < TOL and 0 < peer["vs_ref"] < TOL  # really compared, and in agreement (float32)
+    assert "ours / vLLM speed (target >= 1.0x)" in r.stdout

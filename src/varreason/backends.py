@@ -12,20 +12,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from varreason.generation import Sample, SamplingRequest, sample
 from varreason.logprobs import score_completions
-from varreason.modeling import load_model
+from varreason.modeling import inference_device, load_model
 
 BACKENDS = ("hf", "vllm")
 _loaded: dict[str, object] = {}
 
 
 def _hf_model(model_dir: str | Path):
-    """The transformers model of ``model_dir``; the last one loaded stays in memory for the next call."""
+    """The transformers model of ``model_dir`` on ``inference_device()`` (a GPU in bfloat16 when there is
+    one); the last one loaded stays in memory for the next call."""
     key = str(Path(model_dir).resolve()) if Path(model_dir).exists() else str(model_dir)
     if key not in _loaded:
-        _loaded.clear()
-        _loaded[key] = load_model(model_dir)[0]
+        release()
+        device, dtype = inference_device()
+        _loaded[key] = load_model(model_dir, device, dtype)[0]
     return _loaded[key]
 
 
@@ -62,12 +66,14 @@ def score(
     batch_tokens: int | None = None,
     batches: Sequence[Sequence[int]] | None = None,
     engine: Mapping[str, Any] | None = None,
+    compile_body: bool = False,
 ) -> list[list[float]]:
     """log p(completion_t | prompt, completion_<t) for every completion token.
 
     ``batch_tokens`` caps the padded tokens in one transformers batch (rows sorted by length);
     vLLM schedules its own batches. ``batches``: score only the rows of these batches of
-    ``logprobs.score_batches`` (one part of a call); the other rows get [].
+    ``logprobs.score_batches`` (one part of a call); the other rows get []. ``compile_body``:
+    transformers only, fused kernels for the decoder body (``logprobs.compiled_body``).
     """
     _check(backend)
     if backend == "vllm":
@@ -92,9 +98,12 @@ def score(
         desc=desc,
         max_batch_tokens=batch_tokens,
         batches=batches,
+        compile_body=compile_body,
     )
 
 
 def release() -> None:
-    """Drop the cached transformers model (before loading a large other one)."""
+    """Drop the cached transformers model (before loading a large other one), and its GPU memory."""
     _loaded.clear()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -110,6 +110,7 @@ def score_in_parts(
     name: str,
     chunk_rows: int,
     engine: Mapping[str, Any] | None = None,
+    compile_body: bool = False,
 ) -> list[list[float]]:
     """``backends.score`` in parts: consecutive scoring batches holding about ``chunk_rows`` rows."""
     from varreason.logprobs import score_batches
@@ -136,6 +137,7 @@ def score_in_parts(
             batch_tokens=batch_tokens,
             batches=groups[i],
             engine=engine,
+            compile_body=compile_body,
         )
         return pd.DataFrame({"row": rows, "logps": [logps[r] for r in rows]})
 

@@ -122,6 +122,7 @@ def sample(model, request: SamplingRequest, *, pad_id: int, tokenizer=None) -> l
     prompts, stop_ids, stop_strings = request.prompts, request.stop_ids, request.stop_strings
     num_samples, temperature, seed = request.num_samples, request.temperature, request.seed
     greedy = temperature <= 0
+    device = next(model.parameters()).device
     config = dict(
         do_sample=not greedy,
         temperature=None if greedy else temperature,
@@ -150,6 +151,7 @@ def sample(model, request: SamplingRequest, *, pad_id: int, tokenizer=None) -> l
     for b, s in enumerate(progress(batches, desc=request.desc, unit="batch")):
         chunk = prompts[s : s + prompts_per_batch]
         ids, mask = pad_batch(chunk, pad_id, "left")
+        ids, mask = ids.to(device), mask.to(device)
         torch.manual_seed(seed + b)
         gen = _generate(model, ids, mask, config, num_samples, **extra)
         new = gen.sequences[:, ids.shape[1] :]

@@ -148,14 +148,24 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def load_model(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-    """Load a checkpoint (local directory or hub id) in float32 for CPU work."""
+def inference_device() -> tuple[torch.device, torch.dtype]:
+    """Where sampling and scoring run: the first CUDA GPU in bfloat16 when there is one, else the CPU in float32."""
+    if torch.cuda.is_available():
+        return torch.device("cuda"), torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.device("cpu"), torch.float32
+
+
+def load_model(
+    path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """Load a checkpoint (local directory or hub id) in eval mode; float32 on the CPU unless told otherwise
+    (training stages load it so: accelerate places it, mixed precision casts it)."""
     tokenizer = load_tokenizer(path)
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
     except (OSError, ValueError) as e:
         raise _hub_error(str(path), e) from e
-    model.eval()
+    model.to(device).eval()
     return model, tokenizer
 
 

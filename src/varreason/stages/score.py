@@ -33,6 +33,7 @@ def score(
     rows_per_part = params["checkpoint"]["chunk_rows"]
     backend, bs = params["sampling"]["backend"], params["scoring"]["batch_size"]
     batch_tokens = params["scoring"].get("batch_tokens")  # optional: older params files lack it
+    fused = bool(params["scoring"].get("compile", False))  # optional too
     trace_ids = [list(t) for t in df["trace_token_ids"]]
 
     pi = prompter_for(params, load_tokenizer(initial))
@@ -53,6 +54,7 @@ def score(
         pad_id=pi.tokenizer.pad_token_id,
         batch_size=bs,
         batch_tokens=batch_tokens,
+        compile_body=fused,
         desc="score[pi_0]",
         job=job,
         name="prior",
@@ -81,6 +83,7 @@ def score(
             pad_id=q.tokenizer.pad_token_id,
             batch_size=bs,
             batch_tokens=batch_tokens,
+            compile_body=fused,
             desc="score[q]",
             job=job,
             name="posterior",
