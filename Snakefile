@@ -12,7 +12,7 @@ import sys
 from snakemake.utils import min_version, validate
 
 from varreason import paths as P
-from varreason.launch import gpu_resources, train_launch, train_resources
+from varreason.launch import inference_resources, train_launch, train_resources
 from varreason.locks import clear_stale_locks, clear_written_incomplete
 from varreason.params import load_params_file, overrides_between, validate_params
 from varreason.pipeline import COMMANDS
@@ -52,7 +52,7 @@ validate(config, "workflow/schemas/params.schema.yaml")
 SHARDS = list(range(config["sampling"]["shards"]))
 BENCHMARKS = list(config["evaluate"]["benchmarks"])  # name -> source; every model is evaluated on each
 T = config["runtime"]["threads"]
-GPU = gpu_resources(config["runtime"])  # sampling, scoring, rollouts, evaluation: one node
+GPU = inference_resources(config)  # sampling, scoring, rollouts, evaluation: the GPUs their engine uses
 # Training rules run under `accelerate launch` when runtime.accelerate_config names a config
 # (workflow/accelerate/: FSDP, DeepSpeed ZeRO-3, 2 CPU processes), one process per GPU; with
 # runtime.nodes > 1 on every node of the SLURM allocation, and they ask SLURM for those nodes

@@ -325,8 +325,6 @@ def main() -> None:
     size["sample_tokens"] = args.sample_tokens or size["sample_tokens"]
     if cuda and not torch.cuda.is_available():
         raise SystemExit("--size gpu needs a CUDA GPU (torch.cuda.is_available() is False); use --size toy")
-    if cuda and torch.cuda.get_device_properties(0).total_memory < 100 * 2**30:
-        size.update(k=2, rows=8)  # the sampler keeps every step's float32 logits: 2.5 GB per 2048-token row
     transformers.utils.logging.disable_progress_bar()  # "Loading weights"; the stages' own bars stay
     dev, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
     t0 = time.perf_counter()

@@ -74,14 +74,14 @@ def test_the_numbers_of_the_preset_recomputed_by_hand(preset_plan):
     assert params["sampling"]["hint"] and _assumed("generation_fill") == 1.0 and gpus == 8
 
     # sample_posterior: K traces per question to max_trace_tokens, after q's prompt (which shows the answer);
-    # one vLLM engine of tensor_parallel_size GPUs computes, the job holds runtime.gpus
+    # one vLLM engine of tensor_parallel_size GPUs computes, and the job holds just those
     tokens = n * k * (prompt + answer + params["sampling"]["max_trace_tokens"])
     engine = (params.get("vllm") or {}).get("tensor_parallel_size", 1)
     hours_per_job = tokens / shards / (rate["generate"]["tokens_per_s"] * engine) / 3600
     jobs, printed_tokens, work, per_s, held_used, gpu_h, per_job = rows["sample_posterior"][:7]
-    assert (int(jobs), work, held_used) == (shards, "generate", f"{gpus}/{engine}")
+    assert (int(jobs), work, held_used) == (shards, "generate", f"{engine}/{engine}")
     assert printed_tokens == f"{round(tokens):,}" and per_s == f"{rate['generate']['tokens_per_s']:,}"
-    assert gpu_h == f"{hours_per_job * shards * gpus:,.1f}" and per_job == f"{hours_per_job:,.1f}"
+    assert gpu_h == f"{hours_per_job * shards * engine:,.1f}" and per_job == f"{hours_per_job:,.1f}"
 
     # train_initial: steps x batch_size examples of prompt + trace + answer, on every GPU it holds
     ti = params["train_initial"]
@@ -107,7 +107,7 @@ def test_the_slurm_resources_are_launchs_for_the_presets_runtime(preset_plan):
     for stage in ("train_initial", "train_posterior", "train_final (vr-gml)", "baselines (rft)"):
         assert rows[stage][8] == train, stage
     assert (
-        rows["evaluate_benchmark math500 (5 models)"][8] == "mem_mb=8000, runtime=240, threads=8, gpu=8, cpus_per_gpu=8"
+        rows["evaluate_benchmark math500 (5 models)"][8] == "mem_mb=8000, runtime=240, threads=8, gpu=1, cpus_per_gpu=8"
     )
     assert rows["weights (gml, acc)"][8] == "local (submitting host)"
     # two nodes: the training jobs ask for them (launch.train_resources) and hold 16 GPUs; sampling stays on one
@@ -120,7 +120,7 @@ def test_the_slurm_resources_are_launchs_for_the_presets_runtime(preset_plan):
         **train_resources(two["runtime"]),
     }
     assert plan["train_initial"]["slurm"]["gres"] == "gpu:8" and plan["train_initial"]["slurm"]["nodes"] == 2
-    assert (plan["train_initial"]["gpus_held"], plan["sample_posterior"]["gpus_held"]) == (16, 8)
+    assert (plan["train_initial"]["gpus_held"], plan["sample_posterior"]["gpus_held"]) == (16, 1)
     one = {r["stage"]: r for r in CP.cost_plan(params, "h100-80gb")}
     assert plan["train_initial"]["hours_per_job"] == pytest.approx(one["train_initial"]["hours_per_job"] / 2)
 
@@ -146,8 +146,11 @@ def test_an_engine_over_every_gpu_bills_the_same_work_once():
     base = {r["stage"]: r for r in CP.cost_plan(params, "h100-80gb")}
     wide = {r["stage"]: r for r in CP.cost_plan({**params, "vllm": {"tensor_parallel_size": 8}}, "h100-80gb")}
     for stage in ("sample_posterior", "score", "rollout", "evaluate (5 models)"):
-        assert wide[stage]["gpus_used"] == 8 and "computes on" not in wide[stage]["note"]
-        assert wide[stage]["gpu_hours"] == pytest.approx(base[stage]["gpu_hours"] * base[stage]["gpus_used"] / 8)
+        # a job holds the GPUs its engine uses, one or eight: the same GPU-hours, an eighth of the hours
+        assert (base[stage]["gpus_held"], wide[stage]["gpus_held"], wide[stage]["gpus_used"]) == (1, 8, 8)
+        assert "computes on" not in base[stage]["note"] + wide[stage]["note"]
+        assert wide[stage]["gpu_hours"] == pytest.approx(base[stage]["gpu_hours"])
+        assert wide[stage]["hours_per_job"] == pytest.approx(base[stage]["hours_per_job"] / 8)
     assert wide["train_initial"]["gpu_hours"] == base["train_initial"]["gpu_hours"]
 
 

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from varreason.generation import SamplingRequest, sample
@@ -26,13 +27,15 @@ def test_sampling_is_deterministic_and_records_logps(tiny_model, tokenizer):
             assert not stops and len(s.token_ids) == 10
 
 
-def test_sample_logps_equal_a_forward_pass(tiny_model, tokenizer):
+@pytest.mark.parametrize(("num_samples", "temperature"), [(2, 0.7), (1, 0.7), (1, 0.0)])
+def test_sample_logps_equal_a_forward_pass(tiny_model, tokenizer, num_samples, temperature):
+    # both generate paths (shared prefill, plain), sampled and greedy: log-probs read step by step
     prompts = _prompts(tokenizer)
-    out = sample(
-        tiny_model,
-        SamplingRequest(prompts, stop_ids=[1], num_samples=2, max_new_tokens=6, temperature=0.7, seed=0, batch_size=6),
-        pad_id=0,
+    request = SamplingRequest(
+        prompts, stop_ids=[1], num_samples=num_samples, max_new_tokens=6, temperature=temperature, seed=0, batch_size=6
     )
+    out = sample(tiny_model, request, pad_id=0)
+    assert len(out) == 3 * num_samples and max(len(s.token_ids) for s in out) > 1
     for s in out:
         ids = torch.tensor([prompts[s.prompt_index] + s.token_ids])
         with torch.no_grad():
@@ -63,7 +66,7 @@ def test_shared_prefill_gives_the_samples_of_plain_generate(tiny_model, tokenize
     # must be those of transformers' generate with num_return_sequences (which repeats the prompt)
     from transformers import GenerationConfig
 
-    from varreason.logprobs import pad_batch
+    from varreason.logprobs import pad_batch, token_logps
 
     prompts = _prompts(tokenizer)
     ids, mask = pad_batch(prompts, tokenizer.pad_token_id, "left")
@@ -97,9 +100,13 @@ def test_shared_prefill_gives_the_samples_of_plain_generate(tiny_model, tokenize
         pad_id=tokenizer.pad_token_id,
     )
     new = plain.sequences[:, ids.shape[1] :].tolist()
+    # and the log-probs read step by step equal those of transformers' kept logits (output_logits)
+    kept = token_logps(torch.stack(plain.logits, dim=1), plain.sequences[:, ids.shape[1] :]).tolist()
     for s in out:
         row = new[s.prompt_index * 5 + s.sample_index]
         assert s.token_ids == row[: len(s.token_ids)]
+        want = kept[s.prompt_index * 5 + s.sample_index][: len(s.token_ids)]
+        assert max(abs(a - b) for a, b in zip(s.logps, want, strict=True)) < 1e-6
 
 
 def test_inference_device_is_a_gpu_in_bf16_when_there_is_one(monkeypatch):

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from varreason.launch import first_host, main_port, node_args, train_launch, train_resources
+from varreason.launch import first_host, inference_resources, main_port, node_args, train_launch, train_resources
 
 FSDP = "workflow/accelerate/fsdp.yaml"
 
@@ -45,6 +45,19 @@ def test_several_nodes_run_one_launcher_per_node():
     cpu = train_launch({"threads": 2, "gpus": 0, "accelerate_config": "c.yaml", "nodes": 2})
     assert cpu.startswith("ACCELERATE_USE_CPU=true srun --nodes=2 ")
     assert "--gres" not in cpu and cpu.endswith("--config_file c.yaml --num_processes 2 -m varreason.cli")
+
+
+@pytest.mark.parametrize(
+    ("gpus", "backend", "tensor_parallel", "want"),
+    [(8, "vllm", 1, 1), (8, "vllm", 4, 4), (2, "vllm", 4, 2), (8, "hf", 4, 1), (0, "vllm", 4, None)],
+)
+def test_inference_jobs_hold_the_gpus_their_engine_uses(gpus, backend, tensor_parallel, want):
+    params = {
+        "runtime": {"gpus": gpus, "threads": 6, "nodes": 1},
+        "sampling": {"backend": backend},
+        "vllm": {"tensor_parallel_size": tensor_parallel},
+    }
+    assert inference_resources(params) == ({"gpu": want, "cpus_per_gpu": 6} if want else {})
 
 
 def test_several_nodes_need_an_accelerate_config():

@@ -3,7 +3,7 @@
 Per job-running stage of the main DAG: tokens to process, the rate used (tokens/s per GPU from
 ``throughput.yaml``, measured or estimated, keyed by GPU, model size class and kind of work),
 GPU-hours, hours per job and how many attempts of the rule's ``runtime`` that is, and the SLURM
-resources of each job (``launch.train_resources`` / ``gpu_resources`` of params ``runtime``, with
+resources of each job (``launch.train_resources`` of params ``runtime`` / ``inference_resources``, with
 the ``mem_mb`` and ``runtime`` of the rule's ``heavy()`` / ``heavy_train()`` call). Then a total.
 
 Simplifications and assumptions (the printed plan lists the numeric ones, ``ASSUMPTIONS``):
@@ -18,9 +18,9 @@ Simplifications and assumptions (the printed plan lists the numeric ones, ``ASSU
   at which lengths they hold). A model's class is the smallest class at least its size (the size
   read from ``model.pretrained``'s name; the tiny model: the smallest class).
 - A training job uses every GPU it holds (``accelerate launch``, one process per GPU; without
-  ``runtime.accelerate_config``: one); a sampling, scoring, rollout or evaluation job uses the GPUs
-  of one vLLM engine (``vllm.tensor_parallel_size``; the hf backend: one) and is billed for all it
-  holds. Throughput scales linearly with the GPUs used. ``runtime.gpus`` 0: one GPU per job.
+  ``runtime.accelerate_config``: one); a sampling, scoring, rollout or evaluation job holds and uses
+  the GPUs of one vLLM engine (``vllm.tensor_parallel_size``; the hf backend: one). Throughput
+  scales linearly with the GPUs used. ``runtime.gpus`` 0: one GPU per job.
 - Benchmarks have their spec's question counts (LiveCodeBench: an assumed count for its window).
   The claims run (``snakemake claims``), prepare, import-model and report are not planned; queue
   waits, start-up, checkpoint writes and the light local rules (weights, build_final: 0 GPU-hours)
@@ -39,7 +39,7 @@ import yaml
 from varreason import paths as P
 from varreason.benchmarks import benchmark_settings
 from varreason.io import InputError
-from varreason.launch import gpu_resources, train_resources
+from varreason.launch import inference_resources, train_resources
 
 THROUGHPUT_TABLE = Path(__file__).with_name("throughput.yaml")
 SYNTHETIC_SOURCES = ("synthetic", "synthetic-words")
@@ -118,23 +118,24 @@ def _rates(gpu: str, klass: str | None, params: dict) -> tuple[str, dict[str, di
     return klass, table[gpu][klass]
 
 
-def slurm_resources(rule: str, runtime: dict) -> dict[str, Any] | None:
+def slurm_resources(rule: str, params: dict) -> dict[str, Any] | None:
     """What one job of ``rule`` asks SLURM for, as the rule declares it (None: a local rule, no job)."""
     if rule not in RULE_RESOURCES:
         return None
     mem_mb, minutes = RULE_RESOURCES[rule]
-    extra = train_resources(runtime) if rule in TRAIN_RULES else gpu_resources(runtime)
+    runtime = params["runtime"]
+    extra = train_resources(runtime) if rule in TRAIN_RULES else inference_resources(params)
     return {"mem_mb": mem_mb, "runtime": minutes, "threads": runtime["threads"], **extra}
 
 
 def _gpus(rule: str, params: dict) -> tuple[int, int]:
     """(GPUs a job of ``rule`` holds, GPUs it computes on): see the module's assumptions."""
     runtime = params["runtime"]
-    held = max(int(runtime["gpus"] or 0), 1) * (int(runtime.get("nodes") or 1) if rule in TRAIN_RULES else 1)
     if rule in TRAIN_RULES:
+        held = max(int(runtime["gpus"] or 0), 1) * int(runtime.get("nodes") or 1)
         return held, held if runtime.get("accelerate_config") else 1
-    engine = (params.get("vllm") or {}).get("tensor_parallel_size", 1) if params["sampling"]["backend"] == "vllm" else 1
-    return held, min(int(engine or 1), held)
+    held = max(int(inference_resources(params).get("gpu", 1)), 1)  # its engine's GPUs (launch.py)
+    return held, held
 
 
 def cost_plan(params: dict, gpu: str, model_class: str | None = None, assumptions: dict | None = None) -> list[dict]:
@@ -164,7 +165,7 @@ def cost_plan(params: dict, gpu: str, model_class: str | None = None, assumption
         held, on = _gpus(rule, params)
         rate = rates[kind]["tokens_per_s"] if kind else None
         hours_per_job = tokens / jobs / (rate * on) / 3600 if kind else 0.0
-        res = slurm_resources(rule, params["runtime"])
+        res = slurm_resources(rule, params)
         usable = (res["runtime"] - SIGNAL_LEAD_MIN) / 60 if res else None
         attempts = max(1, math.ceil(hours_per_job / usable)) if usable else None
         notes = [note] if note else []

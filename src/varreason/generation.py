@@ -11,14 +11,15 @@ params and seed give the same samples on CPU (b counts from ``prompt_offset``'s 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache, GenerationConfig
+from transformers import DynamicCache, GenerationConfig, LogitsProcessor, LogitsProcessorList
 
-from varreason.logprobs import pad_batch, position_ids_from_mask, token_logps
+from varreason.logprobs import pad_batch, position_ids_from_mask
 from varreason.progress import progress
 from varreason.prompting import stop_cut
 
@@ -67,7 +68,9 @@ class SamplingRequest:
         return max(1, self.batch_size // self.num_samples)
 
 
-def _generate(model, ids: torch.Tensor, mask: torch.Tensor, config: dict, num_samples: int, **kwargs):
+def _generate(
+    model, ids: torch.Tensor, mask: torch.Tensor, config: dict, num_samples: int, recorder: _SampledLogps, **kwargs
+):
     """``generate`` with ``num_samples`` rows per prompt; the shared prompt is run through the model once.
 
     transformers repeats each prompt ``num_samples`` times before the prefill; for short completions
@@ -75,13 +78,15 @@ def _generate(model, ids: torch.Tensor, mask: torch.Tensor, config: dict, num_sa
     of the work. Here all but the last prompt token go through the model once, the KV cache is
     repeated, and ``generate`` continues from it (positions from the mask, as generate computes them).
     """
+    kwargs["logits_processor"] = LogitsProcessorList([recorder])
     if num_samples == 1 or ids.shape[1] < 2:
-        return model.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            generation_config=GenerationConfig(num_return_sequences=num_samples, **config),
-            **kwargs,
-        )
+        with _hooked(model, recorder):
+            return model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                generation_config=GenerationConfig(num_return_sequences=num_samples, **config),
+                **kwargs,
+            )
     cache = DynamicCache(config=model.config)
     # transformers renamed past_key_values to cache in 5.2x (the old name still works there, deprecated)
     kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -95,13 +100,63 @@ def _generate(model, ids: torch.Tensor, mask: torch.Tensor, config: dict, num_sa
         logits_to_keep=1,
     )
     cache.batch_repeat_interleave(num_samples)
-    return model.generate(
-        input_ids=ids.repeat_interleave(num_samples, 0),
-        attention_mask=mask.repeat_interleave(num_samples, 0),
-        **{kw: cache},
-        generation_config=GenerationConfig(**config),
-        **kwargs,
-    )
+    with _hooked(model, recorder):
+        return model.generate(
+            input_ids=ids.repeat_interleave(num_samples, 0),
+            attention_mask=mask.repeat_interleave(num_samples, 0),
+            **{kw: cache},
+            generation_config=GenerationConfig(**config),
+            **kwargs,
+        )
+
+
+@contextlib.contextmanager
+def _hooked(model, recorder: _SampledLogps):
+    """``recorder.hook`` on the model's forward while generate runs (not for the shared prefill above)."""
+    handle = model.register_forward_hook(recorder.hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+class _SampledLogps(LogitsProcessor):
+    """The raw log-prob of each sampled token, one step at a time: memory for one step's logits.
+
+    transformers' ``output_logits=True`` keeps every step's float32 logits, (rows, steps, vocab):
+    about 1.2 GB per 2048-token row at Qwen3's vocabulary, so long traces on a GPU ran out of
+    memory. Here a forward hook on the model keeps the latest step's raw logits (the model's own
+    output, before any processor or temperature); as a logits processor it then sees the token drawn
+    at the step before as the last input id and reads that token's log-prob off the logits kept for
+    it (gather minus logsumexp in float32, as ``token_logps``). ``finish`` reads the last step's.
+    """
+
+    def __init__(self) -> None:
+        self.current: torch.Tensor | None = None  # the step's raw logits, from the hook
+        self.previous: torch.Tensor | None = None  # the step before's, awaiting its drawn token
+        self.values: list[torch.Tensor] = []
+
+    def hook(self, module, args, output) -> None:
+        self.current = output.logits[:, -1, :].float()
+
+    def _read(self, tokens: torch.Tensor) -> None:
+        logits = self.previous
+        self.values.append(logits.gather(-1, tokens[:, None]).squeeze(-1) - torch.logsumexp(logits, -1))
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.previous is not None:
+            self._read(input_ids[:, -1])
+        self.previous = self.current
+        return scores
+
+    def finish(self, new_tokens: torch.Tensor) -> torch.Tensor:
+        """(rows, steps) log-probs of ``new_tokens``, the tokens generate appended."""
+        if new_tokens.shape[1] == 0:
+            return torch.zeros(new_tokens.shape)
+        self._read(new_tokens[:, -1])
+        if len(self.values) != new_tokens.shape[1]:
+            raise RuntimeError(f"recorded {len(self.values)} log-probs for {new_tokens.shape[1]} generated tokens")
+        return torch.stack(self.values, dim=1)
 
 
 def _stop_end(row: list[int], stop_ids: set[int], stop_strings: Sequence[str], tokenizer) -> int | None:
@@ -132,7 +187,6 @@ def sample(model, request: SamplingRequest, *, pad_id: int, tokenizer=None) -> l
         eos_token_id=list(stop_ids),
         pad_token_id=pad_id,
         return_dict_in_generate=True,
-        output_logits=True,
     )
     extra = {}
     if stop_strings:
@@ -153,13 +207,10 @@ def sample(model, request: SamplingRequest, *, pad_id: int, tokenizer=None) -> l
         ids, mask = pad_batch(chunk, pad_id, "left")
         ids, mask = ids.to(device), mask.to(device)
         torch.manual_seed(seed + b)
-        gen = _generate(model, ids, mask, config, num_samples, **extra)
+        recorder = _SampledLogps()
+        gen = _generate(model, ids, mask, config, num_samples, recorder=recorder, **extra)
         new = gen.sequences[:, ids.shape[1] :]
-        if new.shape[1] == 0:
-            logps = torch.zeros(new.shape)
-        else:
-            logits = torch.stack(gen.logits, dim=1)  # (rows, new_len, vocab), raw
-            logps = token_logps(logits, new)
+        logps = recorder.finish(new).cpu()
         for r in range(new.shape[0]):
             row = new[r].tolist()
             end = _stop_end(row, stop, stop_strings, tokenizer)

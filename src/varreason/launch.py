@@ -38,6 +38,21 @@ def gpu_resources(runtime: Mapping[str, Any]) -> dict[str, int]:
     return {"gpu": gpus, "cpus_per_gpu": threads} if gpus > 0 else {}
 
 
+def inference_resources(params: Mapping[str, Any]) -> dict[str, int]:
+    """A sampling, scoring, rollout or evaluation job's GPUs: those its engine computes on.
+
+    vLLM spans ``vllm.tensor_parallel_size`` GPUs, the transformers backend one; at most
+    ``runtime.gpus``, none when that is 0. (Holding ``runtime.gpus`` for an engine on one GPU, as
+    these jobs once did, bills the idle ones: 8 held for 1 used on the Qwen3-4B preset.)
+    """
+    _, gpus, _ = _counts(params["runtime"])
+    if gpus <= 0:
+        return {}
+    engine = params.get("vllm") or {}
+    used = int(engine.get("tensor_parallel_size") or 1) if params["sampling"]["backend"] == "vllm" else 1
+    return gpu_resources({**params["runtime"], "gpus": min(used, gpus)})
+
+
 def train_launch(runtime: Mapping[str, Any]) -> str:
     """The command that training rules put before ``--params ...`` (``runtime`` of params.yaml).
 
