@@ -134,7 +134,7 @@ def _gpus(rule: str, params: dict) -> tuple[int, int]:
     if rule in TRAIN_RULES:
         held = max(int(runtime["gpus"] or 0), 1) * int(runtime.get("nodes") or 1)
         return held, held if runtime.get("accelerate_config") else 1
-    held = max(int(inference_resources(params).get("gpu", 1)), 1)  # its engine's GPUs (launch.py)
+    held = inference_resources(params).get("gpu", 1)  # its engine's GPUs (launch.py); none configured: one
     return held, held
 
 

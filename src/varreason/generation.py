@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache, GenerationConfig, LogitsProcessor, LogitsProcessorList
 
-from varreason.logprobs import pad_batch, position_ids_from_mask
+from varreason.logprobs import pad_batch, position_ids_from_mask, token_logps
 from varreason.progress import progress
 from varreason.prompting import stop_cut
 
@@ -68,9 +68,7 @@ class SamplingRequest:
         return max(1, self.batch_size // self.num_samples)
 
 
-def _generate(
-    model, ids: torch.Tensor, mask: torch.Tensor, config: dict, num_samples: int, recorder: _SampledLogps, **kwargs
-):
+def _generate(model, ids: torch.Tensor, mask: torch.Tensor, config: dict, num_samples: int, **kwargs):
     """``generate`` with ``num_samples`` rows per prompt; the shared prompt is run through the model once.
 
     transformers repeats each prompt ``num_samples`` times before the prefill; for short completions
@@ -78,15 +76,13 @@ def _generate(
     of the work. Here all but the last prompt token go through the model once, the KV cache is
     repeated, and ``generate`` continues from it (positions from the mask, as generate computes them).
     """
-    kwargs["logits_processor"] = LogitsProcessorList([recorder])
     if num_samples == 1 or ids.shape[1] < 2:
-        with _hooked(model, recorder):
-            return model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                generation_config=GenerationConfig(num_return_sequences=num_samples, **config),
-                **kwargs,
-            )
+        return model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            generation_config=GenerationConfig(num_return_sequences=num_samples, **config),
+            **kwargs,
+        )
     cache = DynamicCache(config=model.config)
     # transformers renamed past_key_values to cache in 5.2x (the old name still works there, deprecated)
     kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -100,24 +96,13 @@ def _generate(
         logits_to_keep=1,
     )
     cache.batch_repeat_interleave(num_samples)
-    with _hooked(model, recorder):
-        return model.generate(
-            input_ids=ids.repeat_interleave(num_samples, 0),
-            attention_mask=mask.repeat_interleave(num_samples, 0),
-            **{kw: cache},
-            generation_config=GenerationConfig(**config),
-            **kwargs,
-        )
-
-
-@contextlib.contextmanager
-def _hooked(model, recorder: _SampledLogps):
-    """``recorder.hook`` on the model's forward while generate runs (not for the shared prefill above)."""
-    handle = model.register_forward_hook(recorder.hook)
-    try:
-        yield
-    finally:
-        handle.remove()
+    return model.generate(
+        input_ids=ids.repeat_interleave(num_samples, 0),
+        attention_mask=mask.repeat_interleave(num_samples, 0),
+        **{kw: cache},
+        generation_config=GenerationConfig(**config),
+        **kwargs,
+    )
 
 
 class _SampledLogps(LogitsProcessor):
@@ -128,7 +113,7 @@ class _SampledLogps(LogitsProcessor):
     memory. Here a forward hook on the model keeps the latest step's raw logits (the model's own
     output, before any processor or temperature); as a logits processor it then sees the token drawn
     at the step before as the last input id and reads that token's log-prob off the logits kept for
-    it (gather minus logsumexp in float32, as ``token_logps``). ``finish`` reads the last step's.
+    it (``token_logps``: gather minus logsumexp in float32). ``finish`` reads the last step's.
     """
 
     def __init__(self) -> None:
@@ -136,12 +121,21 @@ class _SampledLogps(LogitsProcessor):
         self.previous: torch.Tensor | None = None  # the step before's, awaiting its drawn token
         self.values: list[torch.Tensor] = []
 
+    @contextlib.contextmanager
+    def hooked(self, model):
+        """The hook on ``model``'s forward for the ``with`` block (a shared prefill before generate fires it
+        too: harmless, generate's first forward replaces those logits before the processor reads any)."""
+        handle = model.register_forward_hook(self.hook)
+        try:
+            yield LogitsProcessorList([self])
+        finally:
+            handle.remove()
+
     def hook(self, module, args, output) -> None:
-        self.current = output.logits[:, -1, :].float()
+        self.current = output.logits[:, -1, :].float()  # a copy: the step's whole logits are not kept alive
 
     def _read(self, tokens: torch.Tensor) -> None:
-        logits = self.previous
-        self.values.append(logits.gather(-1, tokens[:, None]).squeeze(-1) - torch.logsumexp(logits, -1))
+        self.values.append(token_logps(self.previous[:, None, :], tokens[:, None])[:, 0])
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         if self.previous is not None:
@@ -208,7 +202,8 @@ def sample(model, request: SamplingRequest, *, pad_id: int, tokenizer=None) -> l
         ids, mask = ids.to(device), mask.to(device)
         torch.manual_seed(seed + b)
         recorder = _SampledLogps()
-        gen = _generate(model, ids, mask, config, num_samples, recorder=recorder, **extra)
+        with recorder.hooked(model) as processors:
+            gen = _generate(model, ids, mask, config, num_samples, logits_processor=processors, **extra)
         new = gen.sequences[:, ids.shape[1] :]
         logps = recorder.finish(new).cpu()
         for r in range(new.shape[0]):
